@@ -1,0 +1,56 @@
+import type { Descriptor } from "../oci/descriptor";
+import type { Digest } from "../oci/digest";
+
+/** airpack.json: the bundle's own metadata. Documented in docs/bundle-format.md. */
+export const METADATA_FILE = "airpack.json";
+export const BUNDLE_FORMAT_VERSION = 1;
+
+export interface BundleLayer {
+  /** How the layer was stored: copied as it was, converted, or a foreign layer left out. */
+  mode: "kept" | "converted" | "foreign";
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  diffId?: Digest;
+  uncompressedSize?: number;
+  source: { digest: Digest; mediaType: string; size: number };
+}
+
+export interface BundleManifest {
+  platform?: string;
+  digest: Digest;
+  mediaType: string;
+  sourceDigest: Digest;
+  config: Digest;
+  artifact: boolean;
+  layers: BundleLayer[];
+}
+
+export interface BundleImage {
+  name: string;
+  source: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** The root digest at the source; differs from `digest` when layers were converted or platforms dropped. */
+  sourceDigest: Digest;
+  sourceMediaType: string;
+  manifests: BundleManifest[];
+  skipped: { platform: string; digest: Digest; reason: string }[];
+}
+
+export interface BundleMetadata {
+  airpackBundleVersion: number;
+  tool: string;
+  created: string;
+  layers: string;
+  images: BundleImage[];
+  /** Blobs kept for the record (e.g. an original index) that no index.json entry reaches. */
+  extraBlobs: Descriptor[];
+}
+
+export interface DockerManifestEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}

@@ -1,0 +1,64 @@
+import { rm, rename, stat } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import type { Readable, Writable } from "node:stream";
+import { compressStream, type CompressOptions } from "../compression/codecs";
+import type { StreamFormat } from "../compression/sniff";
+import { tempSibling } from "../util/atomic";
+import { meter, type ProgressListener } from "../util/progress";
+
+const extensions: [RegExp, StreamFormat][] = [
+  [/\.(tar\.xz|txz)$/i, "xz"],
+  [/\.(tar\.zst|tzst|tar\.zstd)$/i, "zstd"],
+  [/\.(tar\.gz|tgz)$/i, "gzip"],
+  [/\.tar$/i, "none"],
+];
+
+/** Outer compression from an output name; undefined when the name says nothing. */
+export function formatFromName(path: string): StreamFormat | undefined {
+  return extensions.find(([re]) => re.test(path))?.[1];
+}
+
+export interface OutputOptions extends CompressOptions {
+  format: StreamFormat;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/**
+ * Compress `data` into `out` ("-" = stdout). A file appears under its name only when complete:
+ * it is written to a temp sibling and renamed; on error or abort the temp file is removed.
+ */
+export async function writeOutput(data: Readable, out: string, opts: OutputOptions): Promise<{ bytes: number }> {
+  let bytes = 0;
+  const counter = meter("output", "write", undefined, (ev) => {
+    if (ev.type === "advance") bytes += ev.bytes;
+    opts.onProgress?.(ev);
+  });
+  const compressor = compressStream(opts.format, opts);
+  const signalOpt = opts.signal ? { signal: opts.signal } : {};
+  if (out === "-") {
+    await pipeline(data, compressor, counter, process.stdout as Writable, signalOpt);
+    return { bytes };
+  }
+  const tmp = tempSibling(out);
+  try {
+    const file = createWriteStream(tmp, { flags: "wx", mode: 0o644 });
+    await pipeline(data, compressor, counter, file, signalOpt);
+    await rename(tmp, out);
+  } catch (err) {
+    data.destroy();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return { bytes };
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

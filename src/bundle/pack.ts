@@ -1,0 +1,126 @@
+import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
+import type { Descriptor } from "../oci/descriptor";
+import { formatPlatform } from "../oci/platform";
+import { openSource, parseSourceSpec } from "../transports/parse";
+import { Store } from "../transports/store";
+import type { NamedImage } from "../transports/types";
+import type { StreamFormat } from "../compression/sniff";
+import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
+import { writeOutput } from "./output";
+import { layoutTar } from "./writer";
+import { toolVersion } from "../version";
+
+export interface PackOptions extends CopyOptions {
+  sources: string[];
+  out: string;
+  cacheDir: string;
+  compress: StreamFormat;
+  compressLevel?: number;
+  threads?: number;
+}
+
+export interface PackResult {
+  out: string;
+  metadata: BundleMetadata;
+  bytesWritten: number;
+  layerBytes: number;
+  blobs: number;
+  foreign: Descriptor[];
+}
+
+function toBundleImage(r: ImageReport): BundleImage {
+  return {
+    name: r.name,
+    source: r.source,
+    digest: r.descriptor.digest,
+    mediaType: r.descriptor.mediaType,
+    size: r.descriptor.size,
+    sourceDigest: r.sourceDescriptor.digest,
+    sourceMediaType: r.sourceDescriptor.mediaType,
+    manifests: r.manifests.map((m) => ({
+      ...(m.platform ? { platform: formatPlatform(m.platform) } : {}),
+      digest: m.descriptor.digest,
+      mediaType: m.descriptor.mediaType,
+      sourceDigest: m.sourceDigest,
+      config: m.config.digest,
+      artifact: m.artifact,
+      layers: m.layers.map((l) => ({
+        mode:
+          l.action === "foreign"
+            ? "foreign"
+            : l.action === "converted" || l.stored.digest !== l.source.digest
+              ? "converted"
+              : "kept",
+        digest: l.stored.digest,
+        mediaType: l.stored.mediaType,
+        size: l.stored.size,
+        ...(l.diffId ? { diffId: l.diffId } : {}),
+        ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}),
+        source: { digest: l.source.digest, mediaType: l.source.mediaType, size: l.source.size },
+      })),
+    })),
+    skipped: r.skipped,
+  };
+}
+
+/** pack: every source → store (converting layers) → one bundle file or stdout. */
+export async function pack(opts: PackOptions): Promise<PackResult> {
+  const store = await Store.open(opts.cacheDir);
+  const reports: ImageReport[] = [];
+  const named: NamedImage[] = [];
+  const seenNames = new Set<string>();
+  for (const text of opts.sources) {
+    const source = await openSource(parseSourceSpec(text));
+    try {
+      for (const image of await source.images()) {
+        if (seenNames.has(image.name)) throw new Error(`${text}: image name ${image.name} is given twice`);
+        seenNames.add(image.name);
+        const report = await copyImage(source, store, image, opts);
+        reports.push(report);
+        named.push({ name: image.name, descriptor: report.descriptor, source: image.source });
+      }
+    } finally {
+      await source.close();
+    }
+  }
+  await store.close();
+  // Original indexes replaced by filtered/converted ones are kept for the record.
+  const extraBlobs: Descriptor[] = reports
+    .filter((r) => r.sourceDescriptor.digest !== r.descriptor.digest && r.skipped.length > 0)
+    .map((r) => ({
+      mediaType: r.sourceDescriptor.mediaType,
+      digest: r.sourceDescriptor.digest,
+      size: r.sourceDescriptor.size,
+    }));
+  const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
+  const metadata: BundleMetadata = {
+    airpackBundleVersion: BUNDLE_FORMAT_VERSION,
+    tool: `airpack ${toolVersion()}`,
+    created: created.toISOString(),
+    layers: opts.layers,
+    images: reports.map(toBundleImage),
+    extraBlobs,
+  };
+  const { stream, done } = layoutTar(store, named, {
+    metadata,
+    extraBlobs,
+    mtime: new Date(Math.floor(created.getTime() / 1000) * 1000),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const written = writeOutput(stream, opts.out, {
+    format: opts.compress,
+    ...(opts.compressLevel !== undefined ? { level: opts.compressLevel } : {}),
+    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const [plan, { bytes }] = await Promise.all([done, written]);
+  return {
+    out: opts.out,
+    metadata,
+    bytesWritten: bytes,
+    layerBytes: plan.layers.reduce((a, l) => a + l.size, 0),
+    blobs: plan.small.length + plan.layers.length,
+    foreign: plan.foreign,
+  };
+}

@@ -1,0 +1,111 @@
+import { Annotation, encodeJson, parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
+import { isIndex, isManifest, isNonDistributable, MediaType } from "../oci/mediatypes";
+import { hostPlatform, isAttestationPlatform, platformMatches } from "../oci/platform";
+import { blobPath } from "../transports/layout";
+import type { ImageSource, NamedImage } from "../transports/types";
+import type { DockerManifestEntry } from "./format";
+
+/** Everything a layout tar needs, small documents first so readers can plan before layers. */
+export interface LayoutPlan {
+  indexJson: Buffer;
+  dockerManifest: DockerManifestEntry[];
+  small: { desc: Descriptor; bytes: Uint8Array }[];
+  layers: Descriptor[];
+  /** Foreign layers whose blobs are not included. */
+  foreign: Descriptor[];
+}
+
+/** Walk the named images in `source` and list every blob an OCI layout of them must hold. */
+export async function planLayout(
+  source: ImageSource,
+  images: NamedImage[],
+  extra: Descriptor[] = [],
+): Promise<LayoutPlan> {
+  const plan: LayoutPlan = { indexJson: Buffer.alloc(0), dockerManifest: [], small: [], layers: [], foreign: [] };
+  const seen = new Set<string>();
+  const manifests = new Map<string, { config: Descriptor; layers: Descriptor[] }>();
+
+  const addSmall = async (desc: Descriptor, what: string): Promise<Uint8Array> => {
+    const bytes = await source.fetchSmall(desc, what);
+    if (!seen.has(desc.digest)) {
+      seen.add(desc.digest);
+      plan.small.push({ desc, bytes });
+    }
+    return bytes;
+  };
+  const walk = async (desc: Descriptor, what: string): Promise<void> => {
+    const bytes = await addSmall(desc, what);
+    if (isIndex(desc.mediaType)) {
+      for (const child of parseIndex(bytes, what).manifests) await walk(child, `${what} ${child.digest}`);
+      return;
+    }
+    if (!isManifest(desc.mediaType)) return;
+    const m = parseManifest(bytes, what);
+    manifests.set(desc.digest, { config: m.config, layers: m.layers });
+    await addSmall(m.config, `${what} config`);
+    for (const layer of m.layers) {
+      if (seen.has(layer.digest)) continue;
+      if (isNonDistributable(layer.mediaType) && !(await source.hasBlob(layer))) {
+        plan.foreign.push(layer);
+        continue;
+      }
+      seen.add(layer.digest);
+      plan.layers.push(layer);
+    }
+  };
+
+  const entries: Descriptor[] = [];
+  for (const image of images) {
+    await walk(image.descriptor, image.name);
+    entries.push({
+      mediaType: image.descriptor.mediaType,
+      digest: image.descriptor.digest,
+      size: image.descriptor.size,
+      annotations: { [Annotation.containerdName]: image.name, [Annotation.refName]: image.name },
+    });
+  }
+  for (const desc of extra) await addSmall(desc, `extra blob ${desc.digest}`);
+  plan.indexJson = encodeJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: entries });
+  plan.dockerManifest = await dockerEntries(source, images, manifests, plan.foreign);
+  return plan;
+}
+
+/** docker load reads one platform per tag: pick the host's, else the first image manifest. */
+async function dockerEntries(
+  source: ImageSource,
+  images: NamedImage[],
+  manifests: Map<string, { config: Descriptor; layers: Descriptor[] }>,
+  foreign: Descriptor[],
+): Promise<DockerManifestEntry[]> {
+  const byManifest = new Map<string, DockerManifestEntry>();
+  const host = hostPlatform();
+  for (const image of images) {
+    let chosen = image.descriptor;
+    if (isIndex(chosen.mediaType)) {
+      const children = parseIndex(await source.fetchSmall(chosen, image.name), image.name).manifests.filter(
+        (c) => manifests.has(c.digest) && !isAttestationPlatform(c.platform),
+      );
+      const pick = children.find((c) => platformMatches(host, c.platform)) ?? children[0];
+      if (!pick) continue;
+      chosen = pick;
+    }
+    const m = manifests.get(chosen.digest);
+    if (!m) continue;
+    if (m.config.mediaType !== MediaType.ociConfig && m.config.mediaType !== MediaType.dockerConfig) continue;
+    if (m.layers.some((l) => foreign.some((f) => f.digest === l.digest))) continue;
+    const entry = byManifest.get(chosen.digest) ?? {
+      Config: blobPath(m.config),
+      RepoTags: [],
+      Layers: m.layers.map((l) => blobPath(l)),
+    };
+    entry.RepoTags.push(dockerTag(image.name));
+    byManifest.set(chosen.digest, entry);
+  }
+  return [...byManifest.values()];
+}
+
+/** docker shows docker.io/library/x as x; keep other registries as they are. Digest-only names get no tag. */
+function dockerTag(name: string): string {
+  const noDigest = name.replace(/@sha256:[a-f0-9]{64}$/, "");
+  return noDigest.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
+}

@@ -1,0 +1,153 @@
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import type { Descriptor } from "../oci/descriptor";
+import { blobPath } from "../transports/layout";
+import { streamToFile, tempSibling } from "../util/atomic";
+import { METADATA_FILE } from "./format";
+import type { UnpackSink } from "./reader";
+import { TarWriter } from "./tar-writer";
+import { writeOutput } from "./output";
+
+/** verify: consume and discard. */
+export class NullSink implements UnpackSink {
+  async file(): Promise<void> {}
+  async smallBlob(): Promise<void> {}
+  async blob(_desc: Descriptor, data: Readable): Promise<void> {
+    await pipeline(
+      data,
+      new Writable({
+        write(_c, _e, cb) {
+          cb();
+        },
+      }),
+    );
+  }
+  async commit(): Promise<void> {}
+  async abort(): Promise<void> {}
+}
+
+/**
+ * unpack --format oci: build the layout in a temp sibling directory and rename it into place
+ * only when every blob checked out.
+ */
+export class LayoutDirSink implements UnpackSink {
+  private readonly tmp: string;
+  private started = false;
+
+  constructor(
+    private readonly out: string,
+    private readonly force: boolean,
+  ) {
+    this.tmp = tempSibling(out);
+  }
+
+  private async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await mkdir(dirname(this.out), { recursive: true });
+    await mkdir(join(this.tmp, "blobs", "sha256"), { recursive: true });
+  }
+
+  /** Refuse to replace a directory holding something else, unless --force. */
+  private async checkTarget(indexJson: Uint8Array): Promise<void> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.out);
+    } catch {
+      return;
+    }
+    if (entries.length === 0 || this.force) return;
+    let existing: Buffer | undefined;
+    try {
+      existing = await readFile(join(this.out, "index.json"));
+    } catch {
+      existing = undefined;
+    }
+    if (existing && Buffer.compare(existing, Buffer.from(indexJson)) === 0) return;
+    const what = existing ? "a different OCI layout" : "other files";
+    throw new Error(
+      `${this.out}: the directory already holds ${what}; choose an empty directory or pass --force to replace it`,
+    );
+  }
+
+  async file(name: string, bytes: Uint8Array): Promise<void> {
+    if (name === "index.json") await this.checkTarget(bytes);
+    if (name === METADATA_FILE || name === "repositories") return;
+    await this.start();
+    await writeFile(join(this.tmp, name), bytes);
+  }
+
+  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
+    await this.start();
+    await writeFile(join(this.tmp, blobPath(desc)), bytes);
+  }
+
+  async blob(desc: Descriptor, data: Readable): Promise<void> {
+    await this.start();
+    await streamToFile(data, join(this.tmp, blobPath(desc)));
+  }
+
+  async commit(): Promise<void> {
+    await this.start();
+    let old: string | undefined;
+    try {
+      await stat(this.out);
+      old = tempSibling(this.out);
+      await rename(this.out, old);
+    } catch {
+      old = undefined;
+    }
+    await rename(this.tmp, this.out);
+    if (old) await rm(old, { recursive: true, force: true });
+  }
+
+  async abort(): Promise<void> {
+    await rm(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * unpack to an archive (file or stdout): entries are re-tarred in bundle order. A file is
+ * renamed into place at commit; on stdout a failure ends the stream without the tar
+ * end-of-archive marker, so importers see a truncated archive rather than a valid one.
+ */
+export class TarSink implements UnpackSink {
+  private readonly tar = new TarWriter(new Date(0));
+  private readonly done: Promise<{ bytes: number }>;
+
+  constructor(
+    out: string,
+    private readonly dockerManifest: boolean,
+    signal?: AbortSignal,
+  ) {
+    this.done = writeOutput(this.tar.output, out, { format: "none", ...(signal ? { signal } : {}) });
+    this.done.catch(() => undefined);
+  }
+
+  async file(name: string, bytes: Uint8Array): Promise<void> {
+    if (name === METADATA_FILE || name === "repositories") return;
+    if (name === "manifest.json" && !this.dockerManifest) return;
+    await this.tar.addBytes(name, bytes);
+  }
+
+  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
+    await this.tar.addBytes(blobPath(desc), bytes);
+  }
+
+  async blob(desc: Descriptor, data: Readable): Promise<void> {
+    await this.tar.addStream(blobPath(desc), desc.size, data);
+  }
+
+  async commit(): Promise<void> {
+    this.tar.finalize();
+    await this.done;
+  }
+
+  async abort(): Promise<void> {
+    this.tar.abort(new Error("unpack aborted"));
+    await this.done.catch(() => undefined);
+  }
+}

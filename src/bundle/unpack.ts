@@ -1,0 +1,145 @@
+import { Annotation, type Descriptor } from "../oci/descriptor";
+import type { Digest } from "../oci/digest";
+import { isIndex, layerCompression } from "../oci/mediatypes";
+import { formatPlatform } from "../oci/platform";
+import { openInput } from "./input";
+import { readBundle, type BundleContents, type UnpackSink } from "./reader";
+import { LayoutDirSink, NullSink, TarSink } from "./sinks";
+
+export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
+
+export interface UnpackOptions {
+  input: string;
+  out: string;
+  format: UnpackFormat;
+  force: boolean;
+  signal?: AbortSignal;
+}
+
+function label(input: string): string {
+  return input === "-" ? "bundle <stdin>" : `bundle ${input}`;
+}
+
+export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
+  let sink: UnpackSink;
+  if (opts.format === "oci") {
+    if (opts.out === "-")
+      throw new Error("--format oci writes a directory; use --format oci-archive or docker-archive for stdout");
+    sink = new LayoutDirSink(opts.out, opts.force);
+  } else {
+    sink = new TarSink(opts.out, opts.format === "docker-archive", opts.signal);
+  }
+  return readBundle(openInput(opts.input), label(opts.input), sink, opts.signal ? { signal: opts.signal } : {});
+}
+
+export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {
+  return readBundle(openInput(input), label(input), new NullSink(), signal ? { signal } : {});
+}
+
+export interface LayerSummary {
+  digest: Digest;
+  mediaType: string;
+  compression: string;
+  size: number;
+  uncompressedSize?: number;
+  mode: string;
+}
+
+export interface ImageSummary {
+  name: string;
+  digest: Digest;
+  mediaType: string;
+  sourceDigest?: Digest;
+  platforms: { platform: string; digest: Digest; layers: LayerSummary[] }[];
+  skipped: { platform: string; digest: string; reason: string }[];
+}
+
+export interface BundleSummary {
+  format: string;
+  tool?: string;
+  created?: string;
+  layersMode?: string;
+  images: ImageSummary[];
+  totals: { blobs: number; layerBytes: number; uncompressedBytes: number; uncompressedKnown: boolean };
+  verified: boolean;
+}
+
+/** Turn what the reader saw into the inspect view. */
+export function summarize(contents: BundleContents): BundleSummary {
+  const meta = contents.metadata;
+  const layerInfo = new Map<string, { mode: string; uncompressedSize?: number }>();
+  for (const img of meta?.images ?? []) {
+    for (const m of img.manifests) {
+      for (const l of m.layers) {
+        layerInfo.set(l.digest, {
+          mode: l.mode,
+          ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}),
+        });
+      }
+    }
+  }
+  const counted = new Set<string>();
+  const totals = { blobs: contents.blobs.size, layerBytes: 0, uncompressedBytes: 0, uncompressedKnown: true };
+  const images: ImageSummary[] = contents.index.manifests.map((root) => {
+    const name = root.annotations?.[Annotation.containerdName] ?? root.annotations?.[Annotation.refName] ?? root.digest;
+    const metaImage = meta?.images.find((i) => i.name === name);
+    const leaves: Descriptor[] = [];
+    const walk = (d: Descriptor): void => {
+      const idx = isIndex(d.mediaType) ? contents.indexes.get(d.digest) : undefined;
+      if (idx) idx.manifests.forEach(walk);
+      else if (contents.manifests.has(d.digest)) leaves.push(d);
+    };
+    walk(root);
+    return {
+      name,
+      digest: root.digest,
+      mediaType: root.mediaType,
+      ...(metaImage ? { sourceDigest: metaImage.sourceDigest } : {}),
+      platforms: leaves.map((leaf) => ({
+        platform: formatPlatform(leaf.platform ?? platformOf(contents, leaf.digest)),
+        digest: leaf.digest,
+        layers: contents.manifests.get(leaf.digest)!.layers.map((l) => {
+          const info = layerInfo.get(l.digest);
+          const compression = layerCompression(l.mediaType) ?? "other";
+          const uncompressedSize = compression === "none" ? l.size : info?.uncompressedSize;
+          if (!counted.has(l.digest)) {
+            counted.add(l.digest);
+            totals.layerBytes += l.size;
+            if (uncompressedSize === undefined) totals.uncompressedKnown = false;
+            else totals.uncompressedBytes += uncompressedSize;
+          }
+          return {
+            digest: l.digest,
+            mediaType: l.mediaType,
+            compression,
+            size: l.size,
+            ...(uncompressedSize !== undefined ? { uncompressedSize } : {}),
+            mode: info?.mode ?? "unknown",
+          };
+        }),
+      })),
+      skipped: metaImage?.skipped ?? [],
+    };
+  });
+  return {
+    format: contents.format,
+    ...(meta ? { tool: meta.tool, created: meta.created, layersMode: meta.layers } : {}),
+    images,
+    totals,
+    verified: !contents.partial,
+  };
+}
+
+function platformOf(
+  contents: BundleContents,
+  manifestDigest: Digest,
+): { os: string; architecture: string } | undefined {
+  const m = contents.manifests.get(manifestDigest);
+  const cfg = m ? contents.configs.get(m.config.digest) : undefined;
+  return cfg?.os && cfg.architecture ? { os: cfg.os, architecture: cfg.architecture } : undefined;
+}
+
+export async function inspect(input: string, full: boolean): Promise<BundleSummary> {
+  const contents = await readBundle(openInput(input), label(input), new NullSink(), { stopAtLayers: !full });
+  return summarize(contents);
+}

@@ -1,0 +1,158 @@
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Descriptor } from "../oci/descriptor";
+import { DigestStream, shortDigest, type Digest } from "../oci/digest";
+import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
+import type { Store } from "../transports/store";
+import type { ImageSource } from "../transports/types";
+import { meter, type ProgressListener } from "../util/progress";
+import { compressStream, decompressStream } from "./codecs";
+
+export type LayerMode = "keep" | "uncompressed" | "gzip" | "zstd";
+
+export const layerModes: readonly LayerMode[] = ["keep", "uncompressed", "gzip", "zstd"];
+
+export function targetCompression(mode: LayerMode, current: Compression): Compression {
+  return mode === "keep" ? current : mode === "uncompressed" ? "none" : mode;
+}
+
+export interface ConvertOptions {
+  mode: LayerMode;
+  /** The manifest family the converted layer will live in. */
+  family: Family;
+  level?: number;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+}
+
+export interface LayerResult {
+  descriptor: Descriptor;
+  action: "copied" | "converted" | "cached" | "foreign";
+  /** Size of the uncompressed tar, when known. */
+  uncompressedSize?: number;
+}
+
+const DIFF_ID_RECORD = "diffid";
+
+/**
+ * Bring one layer into the store, converted to the target compression. The uncompressed
+ * bytes of every converted layer are checked against the config's diff_id on the way.
+ */
+export async function convertLayer(
+  source: ImageSource,
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest | undefined,
+  what: string,
+  opts: ConvertOptions,
+): Promise<LayerResult> {
+  const info = mediaTypeInfo(layer.mediaType);
+  const from = layerCompression(layer.mediaType);
+  if (info?.nonDistributable && !(await source.hasBlob(layer))) {
+    return { descriptor: layer, action: "foreign" };
+  }
+  const id = layer.digest;
+  const label = shortDigest(layer.digest).slice(7);
+  if (from === undefined || info === undefined) {
+    // Unknown layer type (artifact payload): copied byte for byte.
+    return copyBlob(source, store, layer, undefined, what, opts);
+  }
+  const to = targetCompression(opts.mode, from);
+  if (to === from) return copyBlob(source, store, layer, diffId, what, opts);
+
+  const targetType = layerMediaType(opts.family, to, info.nonDistributable);
+  const cacheKey = `${to}`;
+  const cached = await store.cachedConversion(layer.digest, cacheKey);
+  if (cached) {
+    const measured = await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
+    return {
+      descriptor: withType(layer, cached, targetType),
+      action: "cached",
+      ...(measured ? { uncompressedSize: measured.size } : {}),
+    };
+  }
+  if (!diffId) throw new Error(`${what}: no diff_id in the config for this layer; cannot verify a conversion`);
+
+  const raw = await source.blob(layer, what, opts.signal);
+  const diffCheck = diffIdCheck(diffId, what);
+  const stages = [
+    meter(id, label, layer.size, opts.onProgress),
+    decompressStream(from, what),
+    diffCheck,
+    compressStream(to, opts.level !== undefined ? { level: opts.level, threads: 1 } : { threads: 1 }),
+  ];
+  const result = await store.ingest(raw, stages, opts.signal);
+  const descriptor = withType(layer, result, targetType);
+  await store.recordConversion(layer.digest, cacheKey, descriptor);
+  await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
+    mediaType: "diff_id",
+    digest: diffId,
+    size: diffCheck.size,
+  });
+  return { descriptor, action: "converted", uncompressedSize: diffCheck.size };
+}
+
+function diffIdCheck(diffId: Digest, what: string): DigestStream {
+  return new DigestStream(
+    { digest: diffId },
+    `${what}: uncompressed content does not match the config's diff_id ${shortDigest(diffId)}…`,
+  );
+}
+
+/**
+ * Copy a layer as it is. A compressed layer is also decompressed on the side and checked
+ * against its diff_id, so a bundle never carries a layer that doesn't match its config.
+ */
+async function copyBlob(
+  source: ImageSource,
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest | undefined,
+  what: string,
+  opts: ConvertOptions,
+): Promise<LayerResult> {
+  const compression = layerCompression(layer.mediaType);
+  const descriptor: Descriptor = { ...layer, mediaType: familyType(layer, opts.family) };
+  if (compression === "none" && diffId !== undefined && diffId !== layer.digest) {
+    throw new Error(`${what}: uncompressed layer digest differs from the config's diff_id ${shortDigest(diffId)}…`);
+  }
+  if (await store.hasBlob(layer)) {
+    const measured =
+      compression === "none" ? { size: layer.size } : await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
+    return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
+  }
+  const raw = await source.blob(layer, what, opts.signal);
+  const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
+  raw.on("error", (err) => metered.destroy(err));
+  if (compression === undefined || compression === "none" || diffId === undefined) {
+    await store.putBlob(layer, metered, what, opts.signal);
+    return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
+  }
+  const check = diffIdCheck(diffId, what);
+  const side = pipeline(
+    metered,
+    decompressStream(compression, what),
+    check,
+    new Writable({ write: (_c, _e, cb) => cb() }),
+  );
+  await Promise.all([store.putBlob(layer, metered, what, opts.signal), side]);
+  await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
+    mediaType: "diff_id",
+    digest: diffId,
+    size: check.size,
+  });
+  return { descriptor, action: "copied", uncompressedSize: check.size };
+}
+
+function familyType(layer: Descriptor, family: Family): string {
+  const info = mediaTypeInfo(layer.mediaType);
+  if (!info || info.family === family) return layer.mediaType;
+  return layerMediaType(family, info.compression ?? "none", info.nonDistributable);
+}
+
+/** Keep annotations of the source descriptor, drop urls (the converted blob lives nowhere else). */
+function withType(layer: Descriptor, result: Pick<Descriptor, "digest" | "size">, mediaType: string): Descriptor {
+  const out: Descriptor = { mediaType, digest: result.digest, size: result.size };
+  if (layer.annotations) out.annotations = layer.annotations;
+  return out;
+}

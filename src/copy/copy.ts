@@ -1,0 +1,252 @@
+import { convertLayer, type LayerMode, type LayerResult } from "../compression/convert";
+import {
+  encodeJson,
+  parseConfig,
+  parseIndex,
+  parseJson,
+  parseManifest,
+  sniffManifestType,
+  type Descriptor,
+} from "../oci/descriptor";
+import { sha256, shortDigest, type Digest } from "../oci/digest";
+import {
+  isIndex,
+  isManifest,
+  isSchema1,
+  layerCompression,
+  mediaTypeInfo,
+  MediaType,
+  toOciMediaType,
+  type Family,
+} from "../oci/mediatypes";
+import { formatPlatform, isAttestationPlatform, platformMatches, type Platform } from "../oci/platform";
+import type { Store } from "../transports/store";
+import type { ImageSource, NamedImage } from "../transports/types";
+import { mapPool } from "../util/pool";
+import type { ProgressListener } from "../util/progress";
+
+export interface CopyOptions {
+  layers: LayerMode;
+  /** Platforms to keep from an index; undefined with allPlatforms=false means the host platform. */
+  platforms: Platform[];
+  allPlatforms: boolean;
+  withAttestations: boolean;
+  jobs: number;
+  level?: number;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+}
+
+export interface LayerReport {
+  /** The layer as the source had it. */
+  source: Descriptor;
+  /** The layer as stored. */
+  stored: Descriptor;
+  diffId?: Digest;
+  uncompressedSize?: number;
+  action: LayerResult["action"];
+}
+
+export interface ManifestReport {
+  platform?: Platform;
+  sourceDigest: Digest;
+  descriptor: Descriptor;
+  config: Descriptor;
+  layers: LayerReport[];
+  /** Non-image manifests (signatures, SBOMs) copied as they are. */
+  artifact: boolean;
+}
+
+export interface ImageReport {
+  name: string;
+  source: string;
+  sourceDescriptor: Descriptor;
+  descriptor: Descriptor;
+  manifests: ManifestReport[];
+  /** Index entries left out, with why. */
+  skipped: { platform: string; digest: Digest; reason: string }[];
+}
+
+interface Ctx {
+  source: ImageSource;
+  store: Store;
+  opts: CopyOptions;
+  image: NamedImage;
+  report: ImageReport;
+}
+
+/** Copy one named image (index or manifest) from a source into the store, converting layers. */
+export async function copyImage(
+  source: ImageSource,
+  store: Store,
+  image: NamedImage,
+  opts: CopyOptions,
+): Promise<ImageReport> {
+  const report: ImageReport = {
+    name: image.name,
+    source: image.source,
+    sourceDescriptor: image.descriptor,
+    descriptor: image.descriptor,
+    manifests: [],
+    skipped: [],
+  };
+  const ctx: Ctx = { source, store, opts, image, report };
+  report.descriptor = await copyNode(ctx, image.descriptor, image.name, true);
+  await store.tag({ name: image.name, descriptor: report.descriptor, source: image.source });
+  return report;
+}
+
+async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Descriptor> {
+  if (isSchema1(desc.mediaType)) {
+    throw new Error(
+      `${what}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
+    );
+  }
+  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, what, top);
+  if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, what);
+  const bytes = await ctx.source.fetchSmall(desc, what);
+  const type = sniffManifestType(parseJson(bytes, what));
+  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, what, top);
+  if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, what);
+  throw new Error(`${what}: ${desc.mediaType} is neither an image index nor a manifest`);
+}
+
+function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
+  const { opts } = ctx;
+  if (isAttestationPlatform(child.platform)) {
+    return opts.withAttestations ? undefined : "attestation (use --with-attestations)";
+  }
+  if (opts.allPlatforms) return undefined;
+  if (!child.platform) return "no platform";
+  return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
+}
+
+async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Descriptor> {
+  const bytes = await ctx.source.fetchSmall(desc, what);
+  const index = parseIndex(bytes, what);
+  const doc = parseJson(bytes, what) as { manifests: unknown[] };
+  const kept: { i: number; child: Descriptor }[] = [];
+  for (const [i, child] of index.manifests.entries()) {
+    const reason = selectChild(ctx, child);
+    if (reason) ctx.report.skipped.push({ platform: formatPlatform(child.platform), digest: child.digest, reason });
+    else kept.push({ i, child });
+  }
+  // Attestations only make sense next to the images they describe.
+  if (kept.length > 0 && kept.every(({ child }) => isAttestationPlatform(child.platform))) kept.length = 0;
+  if (kept.length === 0) {
+    const have = index.manifests.map((m) => formatPlatform(m.platform)).join(", ");
+    const want = ctx.opts.platforms.map(formatPlatform).join(", ");
+    throw new Error(
+      `${what}: no manifest for platform ${want} (the index has: ${have}); use --platform or --all-platforms`,
+    );
+  }
+  let changed = kept.length !== index.manifests.length;
+  const newEntries: unknown[] = [];
+  for (const { i, child } of kept) {
+    const copied = await copyNode(ctx, child, `${what} [${formatPlatform(child.platform)}]`, false);
+    const entry = { ...(doc.manifests[i] as Record<string, unknown>) };
+    if (copied.digest !== child.digest) {
+      changed = true;
+      entry.mediaType = copied.mediaType;
+      entry.digest = copied.digest;
+      entry.size = copied.size;
+    }
+    newEntries.push(entry);
+  }
+  if (!changed) {
+    await ctx.store.putSmall(desc, bytes, what);
+    return desc;
+  }
+  // Keep the original index too, so nothing about the source is lost.
+  await ctx.store.putSmall(desc, bytes, what);
+  const full = parseJson(bytes, what);
+  const anyOciChild = newEntries.some((e) => mediaTypeInfo(String((e as Descriptor).mediaType))?.family === "oci");
+  full.manifests = newEntries;
+  let mediaType = desc.mediaType;
+  if (anyOciChild && mediaType === MediaType.dockerManifestList) mediaType = MediaType.ociIndex;
+  if (full.mediaType !== undefined || mediaType !== desc.mediaType) full.mediaType = mediaType;
+  const out = encodeJson(full);
+  const newDesc: Descriptor = { mediaType, digest: sha256(out), size: out.length };
+  await ctx.store.putSmall(newDesc, out, what);
+  void top;
+  return newDesc;
+}
+
+async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<Descriptor> {
+  const { source, store, opts } = ctx;
+  const bytes = await source.fetchSmall(desc, what);
+  const manifest = parseManifest(bytes, what);
+  const configBytes = await source.fetchSmall(manifest.config, `${what} config`);
+  await store.putSmall(manifest.config, configBytes, `${what} config`);
+  const isImage =
+    manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig;
+  const diffIds = isImage ? (parseConfig(configBytes, `${what} config`).rootfs?.diff_ids ?? []) : [];
+  if (isImage && diffIds.length !== manifest.layers.length) {
+    throw new Error(`${what}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
+  }
+  const sourceFamily: Family = mediaTypeInfo(desc.mediaType)?.family ?? "oci";
+  // v2s2 has no zstd layer type: a zstd target (or zstd layer kept) means an OCI manifest.
+  const needsOci =
+    sourceFamily === "docker" &&
+    isImage &&
+    manifest.layers.some((l) => {
+      const c = layerCompression(l.mediaType);
+      return c !== undefined && (opts.layers === "zstd" || (opts.layers === "keep" && c === "zstd"));
+    });
+  const family: Family = needsOci ? "oci" : sourceFamily;
+
+  const results = await mapPool(manifest.layers, opts.jobs, async (layer, i) => {
+    const layerWhat = `${what} layer ${shortDigest(layer.digest)}…`;
+    const convertOpts = {
+      mode: isImage ? opts.layers : ("keep" as const),
+      family,
+      ...(opts.level !== undefined ? { level: opts.level } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    };
+    return convertLayer(source, store, layer, diffIds[i], layerWhat, convertOpts);
+  });
+
+  const layers: LayerReport[] = manifest.layers.map((layer, i) => ({
+    source: layer,
+    stored: results[i]!.descriptor,
+    ...(diffIds[i] ? { diffId: diffIds[i] } : {}),
+    ...(results[i]!.uncompressedSize !== undefined ? { uncompressedSize: results[i]!.uncompressedSize } : {}),
+    action: results[i]!.action,
+  }));
+  const unchanged =
+    !needsOci && layers.every((l) => l.stored.digest === l.source.digest && l.stored.mediaType === l.source.mediaType);
+  let result = desc;
+  if (unchanged) {
+    await store.putSmall(desc, bytes, what);
+  } else {
+    const doc = parseJson(bytes, what);
+    const rawLayers = doc.layers as Record<string, unknown>[];
+    doc.layers = layers.map((l, i) => {
+      const entry: Record<string, unknown> = {
+        ...rawLayers[i],
+        mediaType: l.stored.mediaType,
+        digest: l.stored.digest,
+        size: l.stored.size,
+      };
+      if (l.stored.digest !== l.source.digest) delete entry.urls;
+      return entry;
+    });
+    if (needsOci) {
+      doc.mediaType = MediaType.ociManifest;
+      doc.config = { ...(doc.config as Record<string, unknown>), mediaType: toOciMediaType(manifest.config.mediaType) };
+    }
+    const out = encodeJson(doc);
+    result = { mediaType: needsOci ? MediaType.ociManifest : desc.mediaType, digest: sha256(out), size: out.length };
+    await store.putSmall(result, out, what);
+  }
+  ctx.report.manifests.push({
+    ...(desc.platform ? { platform: desc.platform } : {}),
+    sourceDigest: desc.digest,
+    descriptor: result,
+    config: needsOci ? { ...manifest.config, mediaType: toOciMediaType(manifest.config.mediaType) } : manifest.config,
+    layers,
+    artifact: !isImage,
+  });
+  return { ...result, ...(desc.platform ? { platform: desc.platform } : {}) };
+}

@@ -1,0 +1,176 @@
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import { sniffCompression } from "../compression/sniff";
+import { checkBytes, encodeJson, MAX_JSON_BYTES, parseConfig, parseJson, type Descriptor } from "../oci/descriptor";
+import { DigestStream, sha256, type Digest } from "../oci/digest";
+import { layerMediaType, MediaType } from "../oci/mediatypes";
+import { normalizeName, tryNormalizeName } from "../oci/reference";
+import type { FileTree } from "../util/files";
+import { OciLayoutSource, repoFromPath } from "./layout";
+import type { ImageSource, NamedImage } from "./types";
+import { verifiedStream } from "./verify";
+
+interface DockerManifestEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+function parseDockerManifest(bytes: Uint8Array, what: string): DockerManifestEntry[] {
+  const wrapped = parseJson(Buffer.concat([Buffer.from('{"m":'), Buffer.from(bytes), Buffer.from("}")]), what);
+  const list = wrapped.m;
+  if (!Array.isArray(list)) throw new Error(`${what}: expected a JSON array`);
+  return list.map((raw, i) => {
+    const e = raw as Record<string, unknown>;
+    const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string");
+    if (typeof e.Config !== "string" || !strings(e.Layers)) {
+      throw new Error(`${what}[${i}]: entry needs Config and Layers`);
+    }
+    return { Config: e.Config, Layers: e.Layers, RepoTags: strings(e.RepoTags) ? e.RepoTags : [] };
+  });
+}
+
+/** A blob that lives at a path in the archive rather than under its digest. */
+interface PathBlob {
+  path: string;
+  desc: Descriptor;
+}
+
+/**
+ * Reads `docker save` / `podman save` output. Docker 25+ archives are OCI layouts and are read
+ * as such (manifest digests preserved); the classic layout gets a synthesised v2s2 manifest.
+ */
+export class DockerArchiveSource implements ImageSource {
+  private readonly byDigest = new Map<string, PathBlob>();
+  private readonly small = new Map<string, Uint8Array>();
+  private oci?: OciLayoutSource;
+
+  constructor(
+    private readonly tree: FileTree,
+    readonly label: string,
+    private readonly selector?: string,
+  ) {}
+
+  async images(): Promise<NamedImage[]> {
+    if ((await this.tree.exists("index.json")) && (await this.tree.exists("oci-layout"))) {
+      this.oci = new OciLayoutSource(this.tree, this.label, this.selector);
+      return this.oci.images();
+    }
+    if (!(await this.tree.exists("manifest.json"))) {
+      throw new Error(`${this.label}: not a docker archive (no manifest.json)`);
+    }
+    const entries = parseDockerManifest(
+      await this.tree.readSmall("manifest.json", MAX_JSON_BYTES),
+      `${this.label}/manifest.json`,
+    );
+    const out: NamedImage[] = [];
+    const repo = repoFromPath(this.tree.label);
+    for (const [i, entry] of entries.entries()) {
+      const names = entry.RepoTags.map((t) => normalizeName(t));
+      if (this.selector !== undefined) {
+        const sel = this.selector;
+        const want = /^@\d+$/.test(sel) ? Number(sel.slice(1)) === i : names.includes(tryNormalizeName(sel) ?? sel);
+        if (!want) continue;
+      }
+      const descriptor = await this.synthesise(entry, i);
+      const tagged =
+        names.length > 0 ? names : [normalizeName(`localhost/${repo}:${i === 0 ? "latest" : `image-${i}`}`)];
+      for (const name of tagged) out.push({ name, descriptor, source: this.label });
+    }
+    if (out.length === 0) {
+      throw new Error(`${this.label}: no image${this.selector ? ` "${this.selector}"` : "s"} in manifest.json`);
+    }
+    return out;
+  }
+
+  private async synthesise(entry: DockerManifestEntry, i: number): Promise<Descriptor> {
+    const what = `${this.label} image ${i}`;
+    const configBytes = await this.tree.readSmall(entry.Config, MAX_JSON_BYTES);
+    const config = parseConfig(configBytes, `${what} config`);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== entry.Layers.length) {
+      throw new Error(
+        `${what}: config lists ${diffIds.length} diff_ids but manifest.json lists ${entry.Layers.length} layers`,
+      );
+    }
+    const configDesc: Descriptor = {
+      mediaType: MediaType.dockerConfig,
+      digest: sha256(configBytes),
+      size: configBytes.length,
+    };
+    this.small.set(configDesc.digest, configBytes);
+    const layers: Descriptor[] = [];
+    for (const path of entry.Layers) {
+      const { digest, size, compression } = await this.measure(path, `${what} layer ${path}`);
+      const desc: Descriptor = { mediaType: "", digest, size };
+      desc.mediaType = layerMediaType("docker", compression === "zstd" ? "none" : compression);
+      if (compression === "zstd") desc.mediaType = MediaType.ociLayerZstd;
+      this.byDigest.set(digest, { path, desc });
+      layers.push(desc);
+    }
+    const anyZstd = layers.some((l) => l.mediaType === MediaType.ociLayerZstd);
+    if (anyZstd) {
+      configDesc.mediaType = MediaType.ociConfig;
+      for (const l of layers)
+        l.mediaType = l.mediaType.replace("vnd.docker.image.rootfs.diff.tar", "vnd.oci.image.layer.v1.tar");
+    }
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: anyZstd ? MediaType.ociManifest : MediaType.dockerManifest,
+      config: configDesc,
+      layers,
+    };
+    const bytes = encodeJson(manifest);
+    const desc: Descriptor = { mediaType: manifest.mediaType, digest: sha256(bytes), size: bytes.length };
+    this.small.set(desc.digest, bytes);
+    return desc;
+  }
+
+  /** One streaming pass over a layer file: its sha256, size and compression. */
+  private async measure(
+    path: string,
+    what: string,
+  ): Promise<{ digest: Digest; size: number; compression: "gzip" | "zstd" | "none" }> {
+    const size = await this.tree.size(path);
+    const hasher = new DigestStream(undefined, what);
+    let head: Buffer | undefined;
+    await pipeline(
+      this.tree.open(path),
+      hasher,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          if (!head) head = chunk.subarray(0, 16);
+          cb();
+        },
+      }),
+    );
+    const result = hasher.digest;
+    if (result.size !== size) throw new Error(`${what}: truncated`);
+    const kind = sniffCompression(head ?? Buffer.alloc(0));
+    if (kind === "xz") throw new Error(`${what}: xz-compressed layers are not supported`);
+    return { ...result, compression: kind };
+  }
+
+  async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
+    if (this.oci) return this.oci.fetchSmall(desc, what);
+    const bytes = this.small.get(desc.digest);
+    if (!bytes) throw new Error(`${what}: ${desc.digest} is not in ${this.label}`);
+    checkBytes(bytes, desc, what);
+    return bytes;
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    if (this.oci) return this.oci.hasBlob(desc);
+    return this.byDigest.has(desc.digest) || this.small.has(desc.digest);
+  }
+
+  async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
+    if (this.oci) return this.oci.blob(desc, what, signal);
+    const found = this.byDigest.get(desc.digest);
+    if (!found) throw new Error(`${what}: ${desc.digest} is not in ${this.label}`);
+    return verifiedStream(this.tree.open(found.path), desc, what, signal);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,53 @@
+import { stat } from "node:fs/promises";
+import { DirTree, TarTree } from "../util/files";
+import { DockerArchiveSource } from "./docker-archive";
+import { OciLayoutSource } from "./layout";
+import type { ImageSource } from "./types";
+
+export type TransportName = "oci" | "oci-archive" | "docker-archive" | "docker";
+
+export interface SourceSpec {
+  transport: TransportName;
+  /** Path for local transports, reference for docker://. */
+  target: string;
+  selector?: string;
+  text: string;
+}
+
+/** "oci:DIR[:tag]", "oci-archive:FILE[:tag]", "docker-archive:FILE[:ref]", "docker://ref" or a plain ref. */
+export function parseSourceSpec(text: string): SourceSpec {
+  const m = /^(oci|oci-archive|docker-archive):(.*)$/.exec(text);
+  if (m) {
+    const transport = m[1] as TransportName;
+    const rest = m[2]!;
+    const colon = rest.indexOf(":");
+    const target = colon >= 0 ? rest.slice(0, colon) : rest;
+    const selector = colon >= 0 ? rest.slice(colon + 1) : undefined;
+    if (target === "") throw new UsageError(`${text}: missing path after "${transport}:"`);
+    return { transport, target, ...(selector ? { selector } : {}), text };
+  }
+  if (text.startsWith("docker://")) return { transport: "docker", target: text.slice("docker://".length), text };
+  if (/^[a-z-]+:\/\//.test(text))
+    throw new UsageError(`${text}: unknown transport (use oci:, oci-archive:, docker-archive: or docker://)`);
+  return { transport: "docker", target: text, text };
+}
+
+export class UsageError extends Error {}
+
+export async function openSource(spec: SourceSpec): Promise<ImageSource> {
+  switch (spec.transport) {
+    case "oci": {
+      const s = await stat(spec.target).catch(() => undefined);
+      if (!s?.isDirectory()) throw new Error(`${spec.text}: ${spec.target} is not a directory`);
+      return new OciLayoutSource(new DirTree(spec.target), spec.text, spec.selector);
+    }
+    case "oci-archive":
+      return new OciLayoutSource(await TarTree.open(spec.target), spec.text, spec.selector);
+    case "docker-archive":
+      return new DockerArchiveSource(await TarTree.open(spec.target), spec.text, spec.selector);
+    case "docker":
+      throw new Error(
+        `${spec.text}: registry sources are not supported yet; export the image with skopeo to an oci-archive first`,
+      );
+  }
+}

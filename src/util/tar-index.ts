@@ -1,0 +1,144 @@
+import { open, type FileHandle } from "node:fs/promises";
+
+/** One regular-file (or link) entry of a tar file, located for random access. */
+export interface TarEntry {
+  path: string;
+  type: "file" | "directory" | "symlink" | "link" | "other";
+  offset: number;
+  size: number;
+  linkname?: string;
+}
+
+const BLOCK = 512;
+const MAX_META_BYTES = 1024 * 1024;
+
+function cString(buf: Buffer, start: number, length: number): string {
+  const slice = buf.subarray(start, start + length);
+  const nul = slice.indexOf(0);
+  return slice.subarray(0, nul < 0 ? slice.length : nul).toString("utf8");
+}
+
+function octal(buf: Buffer, start: number, length: number, what: string): number {
+  const field = buf.subarray(start, start + length);
+  if ((field[0]! & 0x80) !== 0) {
+    // GNU base-256 encoding for sizes over 8 GiB.
+    let value = 0;
+    for (let i = 1; i < field.length; i++) value = value * 256 + field[i]!;
+    return value;
+  }
+  const text = cString(buf, start, length).trim();
+  if (text === "") return 0;
+  if (!/^[0-7]+$/.test(text)) throw new Error(`${what}: corrupt tar header (bad number field)`);
+  return parseInt(text, 8);
+}
+
+function checksumOk(header: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
+  return sum === octal(header, 148, 8, "tar");
+}
+
+function parsePax(data: Buffer, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 0;
+  while (pos < data.length) {
+    const space = data.indexOf(0x20, pos);
+    if (space < 0) break;
+    const len = parseInt(data.subarray(pos, space).toString("ascii"), 10);
+    if (!Number.isSafeInteger(len) || len <= 0 || pos + len > data.length) {
+      throw new Error(`${what}: corrupt pax header`);
+    }
+    const record = data.subarray(space + 1, pos + len - 1).toString("utf8");
+    const eq = record.indexOf("=");
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    pos += len;
+  }
+  return out;
+}
+
+/** Normalise a tar path: strip "./", reject absolute paths and "..". */
+export function safeTarPath(raw: string, what: string): string {
+  let p = raw.replace(/\\/g, "/");
+  while (p.startsWith("./")) p = p.slice(2);
+  if (p.startsWith("/")) throw new Error(`${what}: tar entry "${raw}" has an absolute path`);
+  const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+  if (parts.includes("..")) throw new Error(`${what}: tar entry "${raw}" escapes the archive root ("..")`);
+  return parts.join("/");
+}
+
+async function readExactly(fh: FileHandle, length: number, position: number, what: string): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buf, 0, length, position);
+  if (bytesRead !== length) throw new Error(`${what}: truncated tar (unexpected end of file)`);
+  return buf;
+}
+
+/** Scan a tar file's headers (skipping data) and return its entries by path. */
+export async function indexTarFile(file: string): Promise<Map<string, TarEntry>> {
+  const fh = await open(file, "r");
+  try {
+    const { size: fileSize } = await fh.stat();
+    const entries = new Map<string, TarEntry>();
+    let pos = 0;
+    let pax: Record<string, string> = {};
+    let longName: string | undefined;
+    let longLink: string | undefined;
+    for (;;) {
+      if (pos + BLOCK > fileSize) {
+        if (entries.size === 0) throw new Error(`${file}: not a tar archive`);
+        throw new Error(`${file}: truncated tar (no end-of-archive marker)`);
+      }
+      const header = await readExactly(fh, BLOCK, pos, file);
+      if (header.every((b) => b === 0)) break;
+      if (!checksumOk(header)) {
+        throw new Error(
+          entries.size === 0 ? `${file}: not a tar archive` : `${file}: corrupt tar header at byte ${pos}`,
+        );
+      }
+      const typeflag = String.fromCharCode(header[156]!);
+      const size = octal(header, 124, 12, file);
+      const dataStart = pos + BLOCK;
+      const next = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+      if (dataStart + size > fileSize) throw new Error(`${file}: truncated tar (entry data cut off)`);
+      if (typeflag === "x" || typeflag === "L" || typeflag === "K") {
+        if (size > MAX_META_BYTES) throw new Error(`${file}: tar metadata header too large`);
+        const data = await readExactly(fh, size, dataStart, file);
+        if (typeflag === "x") pax = parsePax(data, file);
+        else if (typeflag === "L") longName = cString(data, 0, data.length);
+        else longLink = cString(data, 0, data.length);
+        pos = next;
+        continue;
+      }
+      if (typeflag === "g") {
+        pos = next;
+        continue;
+      }
+      const magic = header.subarray(257, 263).toString("latin1");
+      const prefix = magic.startsWith("ustar") ? cString(header, 345, 155) : "";
+      let name = pax.path ?? longName ?? (prefix ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
+      const linkname = pax.linkpath ?? longLink ?? cString(header, 157, 100);
+      const realSize = pax.size !== undefined ? Number(pax.size) : size;
+      pax = {};
+      longName = undefined;
+      longLink = undefined;
+      name = safeTarPath(name, file);
+      const type: TarEntry["type"] =
+        typeflag === "0" || typeflag === "\0" || typeflag === "7"
+          ? "file"
+          : typeflag === "5"
+            ? "directory"
+            : typeflag === "2"
+              ? "symlink"
+              : typeflag === "1"
+                ? "link"
+                : "other";
+      const entry: TarEntry = { path: name, type, offset: dataStart, size: type === "file" ? realSize : 0 };
+      if (type === "symlink" || type === "link") entry.linkname = linkname;
+      entries.set(name, entry);
+      pos = type === "file" ? dataStart + Math.ceil(realSize / BLOCK) * BLOCK : next;
+    }
+    return entries;
+  } finally {
+    await fh.close();
+  }
+}
