@@ -55,7 +55,14 @@ export function openInput(path: string): Readable {
  * Returns the tar stream and the detected format.
  */
 export async function openTarStream(input: Readable, what: string): Promise<{ tar: Readable; format: StreamFormat }> {
-  const head = await peek(input, 512);
+  let head: Buffer;
+  try {
+    head = await peek(input, 512);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const reason = e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message;
+    throw new Error(`${what}: cannot read (${reason})`, { cause: err });
+  }
   if (head.length === 0) throw new Error(`${what}: empty input (expected a bundle)`);
   const format = sniffCompression(head);
   if (format === "none") {

@@ -9,6 +9,7 @@ import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./
 import { writeOutput } from "./output";
 import { layoutTar } from "./writer";
 import { toolVersion } from "../version";
+import { allSettledOrThrow } from "../util/pool";
 
 export interface PackOptions extends CopyOptions {
   sources: string[];
@@ -114,7 +115,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const [plan, { bytes }] = await Promise.all([done, written]);
+  const [plan, { bytes }] = await allSettledOrThrow([done, written]);
   return {
     out: opts.out,
     metadata,

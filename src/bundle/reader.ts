@@ -132,9 +132,20 @@ export async function readBundle(
     }
   };
 
+  // Errors raised by the codec or the tar parser (as opposed to our own checks) get rewritten
+  // into one line naming the bundle; ours pass through unchanged.
+  const streamErrors = new Set<unknown>();
   const feeding = new Promise<void>((resolve, reject) => {
-    tarStream.on("error", reject);
-    extract.on("error", reject);
+    tarStream.on("error", (err) => {
+      streamErrors.add(err);
+      // Without this the extractor would wait forever for bytes that never come.
+      extract.destroy(err);
+      reject(err);
+    });
+    extract.on("error", (err: unknown) => {
+      streamErrors.add(err);
+      reject(err);
+    });
     extract.on("finish", resolve);
     tarStream.pipe(extract as unknown as NodeJS.WritableStream);
   });
@@ -256,14 +267,14 @@ export async function readBundle(
     tarStream.destroy();
     input.destroy();
     await sink.abort();
-    throw tidyError(err, label, format);
+    throw streamErrors.has(err) ? tidyError(err, label, format) : err;
   }
 }
 
 /** Make codec and tar library errors one readable line that names the bundle. */
 function tidyError(err: unknown, label: string, format: StreamFormat): Error {
   const e = err instanceof Error ? err : new Error(String(err));
-  if (e.message.startsWith(label)) return e;
+  if (e.message.startsWith(`${label}:`)) return e;
   const codec = format === "none" ? "tar" : `${format} stream`;
   if (/unexpected end|truncated|premature close/i.test(e.message)) {
     return new Error(`${label}: truncated ${codec} (${e.message}); the bundle is incomplete — re-copy the file`);

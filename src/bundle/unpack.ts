@@ -70,12 +70,14 @@ export function summarize(contents: BundleContents): BundleSummary {
   const layerInfo = new Map<string, { mode: string; uncompressedSize?: number }>();
   for (const img of meta?.images ?? []) {
     for (const m of img.manifests) {
-      for (const l of m.layers) {
-        layerInfo.set(l.digest, {
+      m.layers.forEach((l, i) => {
+        const info = {
           mode: l.mode,
           ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}),
-        });
-      }
+        };
+        layerInfo.set(`${m.digest}/${i}`, info);
+        if (!layerInfo.has(l.digest)) layerInfo.set(l.digest, info);
+      });
     }
   }
   const counted = new Set<string>();
@@ -98,8 +100,8 @@ export function summarize(contents: BundleContents): BundleSummary {
       platforms: leaves.map((leaf) => ({
         platform: formatPlatform(leaf.platform ?? platformOf(contents, leaf.digest)),
         digest: leaf.digest,
-        layers: contents.manifests.get(leaf.digest)!.layers.map((l) => {
-          const info = layerInfo.get(l.digest);
+        layers: contents.manifests.get(leaf.digest)!.layers.map((l, i) => {
+          const info = layerInfo.get(`${leaf.digest}/${i}`) ?? layerInfo.get(l.digest);
           const compression = layerCompression(l.mediaType) ?? "other";
           const uncompressedSize = compression === "none" ? l.size : info?.uncompressedSize;
           if (!counted.has(l.digest)) {

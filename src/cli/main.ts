@@ -293,11 +293,24 @@ export function run(): void {
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
     if (err.code === "EPIPE") process.exit(process.exitCode ?? 1);
   });
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    const e = err instanceof Error ? err : new Error(String(err));
-    const msg = e.message.split("\n")[0] ?? String(err);
-    process.stderr.write(`airpack: ${msg}\n`);
-    if (process.env.AIRPACK_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
-    process.exit(e instanceof UsageError ? 2 : process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);
+  let settled = false;
+  // A promise that can never settle (a stream that stalled) must not end as a silent exit 0.
+  process.on("beforeExit", () => {
+    if (!settled) {
+      process.stderr.write("airpack: internal error: work stalled before finishing (please report)\n");
+      process.exit(1);
+    }
   });
+  main(process.argv.slice(2))
+    .then(() => {
+      settled = true;
+    })
+    .catch((err: unknown) => {
+      settled = true;
+      const e = err instanceof Error ? err : new Error(String(err));
+      const msg = e.message.split("\n")[0] ?? String(err);
+      process.stderr.write(`airpack: ${msg}\n`);
+      if (process.env.AIRPACK_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
+      process.exit(e instanceof UsageError ? 2 : process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);
+    });
 }

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { Duplex, PassThrough, type Transform } from "node:stream";
 import { availableParallelism } from "node:os";
 import { createGunzip, createGzip } from "node:zlib";
@@ -29,56 +29,79 @@ export function hasSystemXz(): boolean {
 }
 
 /**
- * Run a filter program as a Duplex. Its stderr becomes the error message when it exits non-zero,
- * so corrupt input surfaces as one clear line.
+ * Run a filter program (xz) as a Duplex. Its stderr becomes the error message when it exits
+ * non-zero, so corrupt input surfaces as one clear line rather than as EPIPE.
  */
+class ChildFilter extends Duplex {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private stderr = "";
+  private stdinBroken = false;
+  private exitCode: number | null | undefined;
+  private stdoutEnded = false;
+
+  constructor(
+    cmd: string,
+    args: string[],
+    private readonly what: string,
+  ) {
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stderr.setEncoding("utf8");
+    this.child.stderr.on("data", (d: string) => {
+      if (this.stderr.length < 4096) this.stderr += d;
+    });
+    this.child.stdout.on("data", (chunk: Buffer) => {
+      if (!this.push(chunk)) this.child.stdout.pause();
+    });
+    this.child.stdout.on("end", () => {
+      this.stdoutEnded = true;
+      this.settle();
+    });
+    this.child.stdin.on("error", () => {
+      // EPIPE: the program stopped reading; its exit status tells why.
+      this.stdinBroken = true;
+      this.child.stdin.emit("drain");
+    });
+    this.child.on("error", (err) => this.destroy(new Error(`${what}: cannot run ${cmd}: ${err.message}`)));
+    this.child.on("exit", (code, signal) => {
+      this.exitCode = signal ? 128 : code;
+      this.settle();
+    });
+  }
+
+  private settle(): void {
+    if (this.exitCode === undefined || !this.stdoutEnded || this.destroyed) return;
+    if (this.exitCode === 0) {
+      this.push(null);
+      return;
+    }
+    const last = this.stderr.trim().split("\n").pop() ?? "";
+    const detail = last.replace(/^xz: \(stdin\): /, "") || `exit ${String(this.exitCode)}`;
+    this.destroy(new Error(`${this.what}: ${detail}`));
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.stdinBroken || this.child.stdin.write(chunk)) cb();
+    else this.child.stdin.once("drain", () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.stdinBroken) this.child.stdin.end();
+    cb();
+  }
+
+  override _read(): void {
+    this.child.stdout.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.exitCode === undefined) this.child.kill("SIGTERM");
+    cb(err);
+  }
+}
+
 function spawnFilter(cmd: string, args: string[], what: string): Duplex {
-  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (d: string) => {
-    if (stderr.length < 4096) stderr += d;
-  });
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const duplex = Duplex.from({ writable: child.stdin, readable: out });
-  let exited = false;
-  let stdoutEnded = false;
-  let code: number | null = null;
-  const finish = (): void => {
-    if (!exited || !stdoutEnded) return;
-    if (code === 0) out.end();
-    else {
-      const detail =
-        stderr
-          .trim()
-          .split("\n")
-          .pop()
-          ?.replace(/^xz: \(stdin\): /, "") ?? `exit ${String(code)}`;
-      out.destroy(new Error(`${what}: ${detail || `exit ${String(code)}`}`));
-    }
-  };
-  child.stdout.on("data", (chunk: Buffer) => {
-    if (!out.write(chunk)) {
-      child.stdout.pause();
-      out.once("drain", () => child.stdout.resume());
-    }
-  });
-  child.stdout.on("end", () => {
-    stdoutEnded = true;
-    finish();
-  });
-  child.on("error", (err) => out.destroy(new Error(`${what}: cannot run ${cmd}: ${err.message}`)));
-  child.on("exit", (c, signal) => {
-    exited = true;
-    code = signal ? 128 : c;
-    finish();
-  });
-  // EPIPE on stdin when the program already failed: the exit handler reports the real cause.
-  child.stdin.on("error", () => undefined);
-  duplex.on("close", () => {
-    if (!exited) child.kill("SIGTERM");
-  });
-  return duplex;
+  return new ChildFilter(cmd, args, what);
 }
 
 function lzma(): typeof import("lzma-native") {

@@ -6,6 +6,7 @@ import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type
 import type { Store } from "../transports/store";
 import type { ImageSource } from "../transports/types";
 import { meter, type ProgressListener } from "../util/progress";
+import { allSettledOrThrow } from "../util/pool";
 import { compressStream, decompressStream } from "./codecs";
 
 export type LayerMode = "keep" | "uncompressed" | "gzip" | "zstd";
@@ -135,7 +136,7 @@ async function copyBlob(
     check,
     new Writable({ write: (_c, _e, cb) => cb() }),
   );
-  await Promise.all([store.putBlob(layer, metered, what, opts.signal), side]);
+  await allSettledOrThrow([store.putBlob(layer, metered, what, opts.signal), side]);
   await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
     mediaType: "diff_id",
     digest: diffId,

@@ -21,3 +21,13 @@ export async function mapPool<T, R>(
   if (failed !== undefined) throw failed;
   return results;
 }
+
+/** Like Promise.all, but waits for every promise to settle (so their cleanup runs) before rejecting. */
+export async function allSettledOrThrow<T extends readonly unknown[]>(
+  promises: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

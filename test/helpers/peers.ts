@@ -16,6 +16,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
+import type { TestContext } from "node:test";
 
 // ---------------------------------------------------------------------------
 // processes
@@ -169,6 +170,31 @@ export async function missingTools(cmds: readonly string[]): Promise<string[]> {
 
 function isRoot(): boolean {
   return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+/** Whether we run under CI (env CI set, e.g. CI=true): then missing peers fail tests instead of skipping them. */
+export function isCI(): boolean {
+  const ci = (process.env.CI ?? "").trim().toLowerCase();
+  return ci !== "" && ci !== "0" && ci !== "false";
+}
+
+/** Why real peers cannot run here (tools missing from PATH, or not root), or null when they can. */
+export async function peersUnavailable(tools: readonly string[]): Promise<string | null> {
+  const missing = await missingTools(tools);
+  if (missing.length > 0) return `missing: ${missing.join(", ")}`;
+  if (!isRoot()) return "needs root";
+  return null;
+}
+
+/**
+ * Skips the test (returns true) when `reason` is set, i.e. a peer is unavailable
+ * (see peersUnavailable). Under CI (isCI()) it throws instead, so the test fails.
+ */
+export function skipOrFail(t: TestContext, reason: string | null): boolean {
+  if (reason === null) return false;
+  if (isCI()) throw new Error(`real peers unavailable under CI: ${reason}`);
+  t.skip(reason);
+  return true;
 }
 
 function sleep(ms: number): Promise<void> {
