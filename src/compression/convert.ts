@@ -6,7 +6,6 @@ import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type
 import type { Store } from "../transports/store";
 import type { ImageSource } from "../transports/types";
 import { meter, type ProgressListener } from "../util/progress";
-import { allSettledOrThrow } from "../util/pool";
 import { compressStream, decompressStream } from "./codecs";
 
 export type LayerMode = "keep" | "uncompressed" | "gzip" | "zstd";
@@ -118,9 +117,20 @@ async function copyBlob(
     throw new Error(`${what}: uncompressed layer digest differs from the config's diff_id ${shortDigest(diffId)}…`);
   }
   if (await store.hasBlob(layer)) {
-    const measured =
-      compression === "none" ? { size: layer.size } : await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
-    return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
+    if (compression === "none") return { descriptor, action: "copied", uncompressedSize: layer.size };
+    const measured = await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
+    if (measured || compression === undefined || diffId === undefined) {
+      return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
+    }
+    // In the store but never checked against this diff_id: check it from the stored copy.
+    const check = diffIdCheck(diffId, what);
+    await pipeline(await store.blob(layer, what, opts.signal), decompressStream(compression, what), check, discard());
+    await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
+      mediaType: "diff_id",
+      digest: diffId,
+      size: check.size,
+    });
+    return { descriptor, action: "copied", uncompressedSize: check.size };
   }
   const raw = await source.blob(layer, what, opts.signal);
   const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
@@ -130,19 +140,19 @@ async function copyBlob(
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }
   const check = diffIdCheck(diffId, what);
-  const side = pipeline(
-    metered,
-    decompressStream(compression, what),
-    check,
-    new Writable({ write: (_c, _e, cb) => cb() }),
-  );
-  await allSettledOrThrow([store.putBlob(layer, metered, what, opts.signal), side]);
+  const side = pipeline(metered, decompressStream(compression, what), check, discard());
+  side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
+  await store.putBlob(layer, metered, what, opts.signal, side);
   await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
     mediaType: "diff_id",
     digest: diffId,
     size: check.size,
   });
   return { descriptor, action: "copied", uncompressedSize: check.size };
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_c, _e, cb) => cb() });
 }
 
 function familyType(layer: Descriptor, family: Family): string {

@@ -9,6 +9,7 @@ import { DigestStream, digestHex, parseDigest, type Digest } from "../oci/digest
 import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
+import { allSettledOrThrow } from "../util/pool";
 import { blobPath, OciLayoutSource } from "./layout";
 import type { ImageSink, NamedImage } from "./types";
 
@@ -53,19 +54,31 @@ export class Store extends OciLayoutSource implements ImageSink {
     return join(this.root, "ingest", randomBytes(8).toString("hex"));
   }
 
-  async putBlob(desc: Descriptor, data: Readable, what: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Store a verified blob. `gate`, when given, is a check running alongside (e.g. the diff_id of
+   * the decompressed layer); the blob only becomes visible if it passes too.
+   */
+  async putBlob(
+    desc: Descriptor,
+    data: Readable,
+    what: string,
+    signal?: AbortSignal,
+    gate?: Promise<unknown>,
+  ): Promise<void> {
     if (await this.hasBlob(desc)) {
       data.destroy();
+      await gate;
       return;
     }
     const tmp = this.ingestPath();
     try {
-      await pipeline(
+      const written = pipeline(
         data,
         new DigestStream(desc, what),
         createWriteStream(tmp, { flags: "wx" }),
         signal ? { signal } : {},
       );
+      await allSettledOrThrow([written, gate ?? Promise.resolve()]);
       await rename(tmp, this.blobFile(desc));
     } finally {
       await rm(tmp, { force: true });
