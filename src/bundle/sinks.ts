@@ -10,20 +10,19 @@ import { METADATA_FILE } from "./format";
 import type { UnpackSink } from "./reader";
 import { TarWriter } from "./tar-writer";
 import { writeOutput } from "./output";
+import type { Store } from "../transports/store";
+
+/** Read a stream to its end (so its checks run) and throw the bytes away. */
+export async function drain(data: Readable): Promise<void> {
+  await pipeline(data, new Writable({ write: (_c, _e, cb) => cb() }));
+}
 
 /** verify: consume and discard. */
 export class NullSink implements UnpackSink {
   async file(): Promise<void> {}
   async smallBlob(): Promise<void> {}
   async blob(_desc: Descriptor, data: Readable): Promise<void> {
-    await pipeline(
-      data,
-      new Writable({
-        write(_c, _e, cb) {
-          cb();
-        },
-      }),
-    );
+    await drain(data);
   }
   async commit(): Promise<void> {}
   async abort(): Promise<void> {}
@@ -150,4 +149,20 @@ export class TarSink implements UnpackSink {
     this.tar.abort(new Error("unpack aborted"));
     await this.done.catch(() => undefined);
   }
+}
+
+/** unpack --layers: everything goes into the store first (verified), to be converted there. */
+export class StoreSink implements UnpackSink {
+  constructor(private readonly store: Store) {}
+  async file(): Promise<void> {}
+  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
+    await this.store.putSmall(desc, bytes, `blob ${desc.digest}`);
+  }
+  async blob(desc: Descriptor, data: Readable): Promise<void> {
+    // The stream is a tar entry: it must be read through even when the store already has the blob.
+    if (await this.store.hasBlob(desc)) await drain(data);
+    else await this.store.putBlob(desc, data, `blob ${desc.digest}`);
+  }
+  async commit(): Promise<void> {}
+  async abort(): Promise<void> {}
 }

@@ -4,7 +4,15 @@ import { isIndex, layerCompression } from "../oci/mediatypes";
 import { formatPlatform } from "../oci/platform";
 import { openInput } from "./input";
 import { readBundle, type BundleContents, type UnpackSink } from "./reader";
-import { LayoutDirSink, NullSink, TarSink } from "./sinks";
+import { LayoutDirSink, NullSink, StoreSink, TarSink } from "./sinks";
+import { copyImage } from "../copy/copy";
+import type { LayerMode } from "../compression/convert";
+import { Store } from "../transports/store";
+import type { NamedImage } from "../transports/types";
+import { UsageError } from "../transports/parse";
+import type { ProgressListener } from "../util/progress";
+import { planLayout } from "./plan";
+import { writePlan } from "./writer";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
 
@@ -13,6 +21,11 @@ export interface UnpackOptions {
   out: string;
   format: UnpackFormat;
   force: boolean;
+  /** Convert layers again on the way out; goes through the store in `cacheDir`. */
+  layers?: LayerMode;
+  cacheDir?: string;
+  jobs?: number;
+  onProgress?: ProgressListener;
   signal?: AbortSignal;
 }
 
@@ -20,16 +33,47 @@ function label(input: string): string {
   return input === "-" ? "bundle <stdin>" : `bundle ${input}`;
 }
 
-export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
-  let sink: UnpackSink;
+function outputSink(opts: UnpackOptions): UnpackSink {
   if (opts.format === "oci") {
-    if (opts.out === "-")
-      throw new Error("--format oci writes a directory; use --format oci-archive or docker-archive for stdout");
-    sink = new LayoutDirSink(opts.out, opts.force);
-  } else {
-    sink = new TarSink(opts.out, opts.format === "docker-archive", opts.signal);
+    if (opts.out === "-") {
+      throw new UsageError("--format oci writes a directory; use --format oci-archive or docker-archive for stdout");
+    }
+    return new LayoutDirSink(opts.out, opts.force);
   }
-  return readBundle(openInput(opts.input), label(opts.input), sink, opts.signal ? { signal: opts.signal } : {});
+  return new TarSink(opts.out, opts.format === "docker-archive", opts.signal);
+}
+
+/**
+ * unpack: stream the bundle straight into the output, verifying on the way. With --layers, the
+ * bundle is first verified into the store, converted there, and then written out.
+ */
+export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
+  const readOpts = opts.signal ? { signal: opts.signal } : {};
+  if (!opts.layers || opts.layers === "keep") {
+    return readBundle(openInput(opts.input), label(opts.input), outputSink(opts), readOpts);
+  }
+  if (!opts.cacheDir) throw new Error("unpack --layers needs a store directory");
+  const store = await Store.open(opts.cacheDir);
+  const contents = await readBundle(openInput(opts.input), label(opts.input), new StoreSink(store), readOpts);
+  const converted: NamedImage[] = [];
+  for (const root of contents.index.manifests) {
+    const name = root.annotations?.[Annotation.containerdName] ?? root.annotations?.[Annotation.refName] ?? root.digest;
+    const image: NamedImage = { name, descriptor: root, source: label(opts.input) };
+    const report = await copyImage(store, store, image, {
+      layers: opts.layers,
+      platforms: [],
+      allPlatforms: true,
+      withAttestations: true,
+      jobs: opts.jobs ?? 4,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    converted.push({ ...image, descriptor: report.descriptor });
+  }
+  await store.close();
+  const plan = await planLayout(store, converted);
+  await writePlan(store, plan, outputSink(opts), opts.signal);
+  return contents;
 }
 
 export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {

@@ -8,6 +8,7 @@ import { meter } from "../util/progress";
 import { METADATA_FILE, type BundleMetadata } from "./format";
 import { planLayout, type LayoutPlan } from "./plan";
 import { TarWriter } from "./tar-writer";
+import type { UnpackSink } from "./reader";
 
 export const OCI_LAYOUT_JSON = '{"imageLayoutVersion":"1.0.0"}';
 
@@ -55,4 +56,24 @@ export function layoutTar(
     }
   })();
   return { stream: tar.output, done };
+}
+
+/** Feed a planned layout into an unpack sink (layout directory or archive), verifying every blob again. */
+export async function writePlan(
+  source: ImageSource,
+  plan: LayoutPlan,
+  sink: UnpackSink,
+  signal?: AbortSignal,
+): Promise<void> {
+  try {
+    await sink.file("oci-layout", Buffer.from(OCI_LAYOUT_JSON));
+    await sink.file("index.json", plan.indexJson);
+    if (plan.dockerManifest.length > 0) await sink.file("manifest.json", encodeJson(plan.dockerManifest));
+    for (const { desc, bytes } of plan.small) await sink.smallBlob(desc, bytes);
+    for (const layer of plan.layers) await sink.blob(layer, await source.blob(layer, `layer ${layer.digest}`, signal));
+    await sink.commit();
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  }
 }

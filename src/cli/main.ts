@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
@@ -136,13 +137,17 @@ function unpackCommand<T>(y: Argv<T>) {
     })
     .option("format", {
       choices: ["oci", "oci-archive", "docker-archive"] as const,
-      describe: "output format (default: oci-archive, or oci when -o is an existing directory path ending in /)",
+      describe:
+        "oci: a layout directory; oci-archive: a tar of it; docker-archive: the same tar plus docker's manifest.json, " +
+        "which podman needs for several images (default: docker-archive; oci when -o is a directory or ends in /)",
     })
     .option("force", {
       type: "boolean",
       default: false,
       describe: "replace an output directory that holds a different layout",
     })
+    .option("layers", { choices: layerModes, describe: "convert layers again on the way out (goes through --cache)" })
+    .option("cache", { type: "string", default: defaultCacheDir(), describe: "store used by --layers" })
     .example("$0 unpack site.tar.xz -o - | ctr -n k8s.io images import -", "import into containerd")
     .example(
       "$0 unpack site.tar.xz --format docker-archive -o images.tar && podman load -i images.tar",
@@ -216,14 +221,18 @@ async function main(argv: string[]): Promise<void> {
       unpackCommand,
       async (a) => {
         const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
-        const format: UnpackFormat = (a.format as UnpackFormat | undefined) ?? "oci-archive";
+        const isDir = a.output.endsWith("/") || (await stat(a.output).catch(() => undefined))?.isDirectory() === true;
+        const format: UnpackFormat = (a.format as UnpackFormat | undefined) ?? (isDir ? "oci" : "docker-archive");
+        const reporter = createReporter(!g.quiet && !g.json);
         const contents = await unpack({
           input: a.bundle ?? "-",
-          out: a.output,
+          out: a.output.replace(/(.)\/+$/, "$1"),
           format,
           force: a.force,
+          ...(a.layers ? { layers: a.layers, cacheDir: a.cache } : {}),
+          ...(reporter.listener ? { onProgress: reporter.listener } : {}),
           signal: abortOnSignals(),
-        });
+        }).finally(() => reporter.stop());
         const s = summarize(contents);
         if (g.json) printJson({ output: a.output, outputFormat: format, ...s });
         else

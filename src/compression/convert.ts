@@ -124,7 +124,12 @@ async function copyBlob(
     }
     // In the store but never checked against this diff_id: check it from the stored copy.
     const check = diffIdCheck(diffId, what);
-    await pipeline(await store.blob(layer, what, opts.signal), decompressStream(compression, what), check, discard());
+    await pipeline(
+      await store.blob(layer, what, opts.signal),
+      decompressStream(compression, what),
+      check,
+      new Writable({ write: (_c, _e, cb) => cb() }),
+    );
     await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
       mediaType: "diff_id",
       digest: diffId,
@@ -140,7 +145,12 @@ async function copyBlob(
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }
   const check = diffIdCheck(diffId, what);
-  const side = pipeline(metered, decompressStream(compression, what), check, discard());
+  const side = pipeline(
+    metered,
+    decompressStream(compression, what),
+    check,
+    new Writable({ write: (_c, _e, cb) => cb() }),
+  );
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
   await store.putBlob(layer, metered, what, opts.signal, side);
   await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
@@ -149,10 +159,6 @@ async function copyBlob(
     size: check.size,
   });
   return { descriptor, action: "copied", uncompressedSize: check.size };
-}
-
-function discard(): Writable {
-  return new Writable({ write: (_c, _e, cb) => cb() });
 }
 
 function familyType(layer: Descriptor, family: Family): string {
