@@ -2,6 +2,8 @@ import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
 import { formatPlatform } from "../oci/platform";
 import { openSource, parseSourceSpec } from "../transports/parse";
+import { StoreFirstSource } from "../transports/cached";
+import { createRegistryClient, type RegistryOptions } from "../registry/setup";
 import { Store } from "../transports/store";
 import type { NamedImage } from "../transports/types";
 import type { StreamFormat } from "../compression/sniff";
@@ -18,6 +20,7 @@ export interface PackOptions extends CopyOptions {
   compress: StreamFormat;
   compressLevel?: number;
   threads?: number;
+  registry?: RegistryOptions;
 }
 
 export interface PackResult {
@@ -70,8 +73,11 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   const reports: ImageReport[] = [];
   const named: NamedImage[] = [];
   const seenNames = new Set<string>();
-  for (const text of opts.sources) {
-    const source = await openSource(parseSourceSpec(text));
+  const specs = opts.sources.map(parseSourceSpec);
+  const registry = createRegistryClient(opts.registry ?? {}, specs);
+  for (const spec of specs) {
+    const text = spec.text;
+    const source = new StoreFirstSource(await openSource(spec, { registry }), store);
     try {
       for (const image of await source.images()) {
         if (seenNames.has(image.name)) throw new Error(`${text}: image name ${image.name} is given twice`);

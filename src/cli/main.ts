@@ -1,5 +1,7 @@
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import type { Credential } from "../registry/credentials";
 import { homedir } from "node:os";
+import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
 import { layerModes, type LayerMode } from "../compression/convert";
@@ -10,6 +12,8 @@ import { inspect, summarize, unpack, verify, type BundleSummary, type UnpackForm
 import { hostPlatform, parsePlatformString } from "../oci/platform";
 import { UsageError } from "../transports/parse";
 import { toolVersion } from "../version";
+import { Store } from "../transports/store";
+import { listStore, pruneStore } from "../transports/store-admin";
 import { formatBytes, printJson, table } from "./output";
 import { createReporter } from "./progress";
 import { runDemo } from "./demo";
@@ -33,6 +37,8 @@ const compressChoices = ["xz", "zstd", "gzip", "none"] as const;
 /** Ctrl-C aborts the work; outputs are only renamed into place on success. */
 function abortOnSignals(): AbortSignal {
   const controller = new AbortController();
+  // One listener per stream in flight; the default cap of 10 is too low for --jobs.
+  setMaxListeners(256, controller.signal);
   const onSignal = (sig: NodeJS.Signals): void => {
     if (controller.signal.aborted) process.exit(130);
     process.stderr.write(`airpack: ${sig}, stopping and removing partial output\n`);
@@ -77,12 +83,42 @@ function printSummary(s: BundleSummary): void {
   }
 }
 
+/** -f FILE: one reference per line, `#` starts a comment (k3s/rke2 air-gap image lists). */
+async function readImageLists(files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
+    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`-f ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`);
+    });
+    for (const line of text.split(/\r?\n/)) {
+      const ref = line.replace(/#.*$/, "").trim();
+      if (ref) out.push(ref);
+    }
+  }
+  return out;
+}
+
+async function readCredential(username: string | undefined, passwordStdin: boolean): Promise<Credential | undefined> {
+  if (!username && !passwordStdin) return undefined;
+  if (!username || !passwordStdin) throw new UsageError("--username and --password-stdin go together");
+  if (process.stdin.isTTY)
+    throw new UsageError('--password-stdin: pipe the password in, e.g. printf %s "$PASS" | airpack …');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const password = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+  if (!password) throw new UsageError("--password-stdin: stdin was empty");
+  return { username, password };
+}
+
 function packCommand<T>(y: Argv<T>) {
   return y
     .positional("sources", {
       type: "string",
       array: true,
-      describe: "oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref]",
+      describe:
+        "registry reference (alpine:3.20, ghcr.io/org/app@sha256:…), docker://REF, oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref]",
     })
     .option("output", {
       alias: "o",
@@ -111,6 +147,20 @@ function packCommand<T>(y: Argv<T>) {
       default: false,
       describe: "take every platform of multi-platform images",
     })
+    .option("images-file", {
+      alias: "f",
+      type: "string",
+      array: true,
+      describe: "file with one image reference per line (# comments), like k3s/rke2 image lists",
+    })
+    .option("insecure-registry", {
+      type: "string",
+      array: true,
+      describe: "HOST[:PORT] that may use plain HTTP or unverified TLS (localhost/127.0.0.1 may use HTTP anyway)",
+    })
+    .option("ca-file", { type: "string", describe: "PEM file of extra CA certificates to trust for registries" })
+    .option("username", { type: "string", describe: "registry user name (with --password-stdin)" })
+    .option("password-stdin", { type: "boolean", default: false, describe: "read the registry password from stdin" })
     .option("with-attestations", {
       type: "boolean",
       default: false,
@@ -162,7 +212,7 @@ async function main(argv: string[]): Promise<void> {
     .usage("$0 <command>\n\nMove container images into air-gapped sites as one verified bundle file.")
     .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress or log lines" })
     .option("json", { type: "boolean", default: false, describe: "machine-readable output on stdout" })
-    .command("pack <sources..>", "pack images into one bundle file", packCommand, async (a) => {
+    .command("pack [sources..]", "pack images into one bundle file", packCommand, async (a) => {
       const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
       const out = a.output;
       const compress = (a.compress as StreamFormat | undefined) ?? (out === "-" ? "xz" : formatFromName(out));
@@ -173,8 +223,16 @@ async function main(argv: string[]): Promise<void> {
       const platforms = (a.platform ?? []).map(parsePlatformString);
       const reporter = createReporter(!g.quiet && !g.json);
       try {
+        const sources = [...(a.sources ?? []), ...(await readImageLists(a["images-file"] ?? []))];
+        if (sources.length === 0) throw new UsageError("name at least one image (or -f FILE)");
+        const credential = await readCredential(a.username, a["password-stdin"]);
         const result = await pack({
-          sources: a.sources ?? [],
+          sources,
+          registry: {
+            insecureRegistries: a["insecure-registry"] ?? [],
+            ...(a["ca-file"] ? { caFile: a["ca-file"] } : {}),
+            ...(credential ? { credential } : {}),
+          },
           out,
           cacheDir: a.cache,
           compress,
@@ -272,6 +330,35 @@ async function main(argv: string[]): Promise<void> {
         const s = await inspect(a.bundle ?? "-", a.verify);
         if (a.json) printJson(s);
         else printSummary(s);
+      },
+    )
+    .command(
+      "cache <action>",
+      "list or prune the content-addressed store",
+      (y) =>
+        y
+          .positional("action", { choices: ["ls", "prune"] as const, demandOption: true })
+          .option("cache", { type: "string", default: defaultCacheDir(), describe: "store directory" })
+          .option("all", { type: "boolean", default: false, describe: "prune: empty the store completely" })
+          .example("$0 cache ls", "images and space used")
+          .example("$0 cache prune", "drop blobs no cached image uses"),
+      async (a) => {
+        const store = await Store.open(a.cache);
+        if (a.action === "ls") {
+          const l = await listStore(store);
+          if (a.json) printJson(l);
+          else {
+            const rows = [
+              ["IMAGE", "DIGEST", "TYPE"],
+              ...l.images.map((i) => [i.name, i.digest, i.mediaType.replace(/^application\/vnd\./, "")]),
+            ];
+            process.stdout.write(table(rows) + `\n\n${l.blobs} blobs, ${formatBytes(l.bytes)} in ${l.root}\n`);
+          }
+        } else {
+          const r = await pruneStore(store, a.all);
+          if (a.json) printJson(r);
+          else if (!a.quiet) process.stdout.write(`removed ${r.removed} blobs, ${formatBytes(r.bytes)}\n`);
+        }
       },
     )
     .command(

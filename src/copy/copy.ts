@@ -108,7 +108,10 @@ async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean):
   const type = sniffManifestType(parseJson(bytes, what));
   if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, what, top);
   if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, what);
-  throw new Error(`${what}: ${desc.mediaType} is neither an image index nor a manifest`);
+  if (top) throw new Error(`${what}: ${desc.mediaType} is neither an image index nor a manifest`);
+  // An artifact manifest of a type we don't know, referenced from an index: copied as it is.
+  await ctx.store.putSmall(desc, bytes, what);
+  return desc;
 }
 
 function selectChild(ctx: Ctx, child: Descriptor): string | undefined {

@@ -3,6 +3,8 @@ import { DirTree, TarTree } from "../util/files";
 import { DockerArchiveSource } from "./docker-archive";
 import { OciLayoutSource } from "./layout";
 import type { ImageSource } from "./types";
+import { RegistrySource } from "./registry";
+import type { RegistryClient } from "../registry/client";
 
 export type TransportName = "oci" | "oci-archive" | "docker-archive" | "docker";
 
@@ -34,7 +36,12 @@ export function parseSourceSpec(text: string): SourceSpec {
 
 export class UsageError extends Error {}
 
-export async function openSource(spec: SourceSpec): Promise<ImageSource> {
+export interface SourceContext {
+  /** Needed for docker:// sources. */
+  registry?: RegistryClient;
+}
+
+export async function openSource(spec: SourceSpec, ctx: SourceContext = {}): Promise<ImageSource> {
   switch (spec.transport) {
     case "oci": {
       const s = await stat(spec.target).catch(() => undefined);
@@ -46,8 +53,7 @@ export async function openSource(spec: SourceSpec): Promise<ImageSource> {
     case "docker-archive":
       return new DockerArchiveSource(await TarTree.open(spec.target), spec.text, spec.selector);
     case "docker":
-      throw new Error(
-        `${spec.text}: registry sources are not supported yet; export the image with skopeo to an oci-archive first`,
-      );
+      if (!ctx.registry) throw new Error(`${spec.text}: registry access is not set up for this command`);
+      return new RegistrySource(ctx.registry, spec.target, spec.text);
   }
 }

@@ -1,0 +1,262 @@
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DOCKER_HUB, DOCKER_HUB_API } from "../oci/reference";
+import { Authenticator } from "./auth";
+import type { CredentialProvider } from "./credentials";
+import {
+  isInsecureHost,
+  isLoopback,
+  NetworkError,
+  readBody,
+  request,
+  type HttpResponse,
+  type TransportOptions,
+} from "./http";
+
+export interface ClientOptions {
+  transport: TransportOptions;
+  credentials: CredentialProvider;
+  /** Attempts per request (connection errors, 5xx, 429). */
+  attempts: number;
+  /** Base back-off; doubles per attempt. */
+  backoffMs: number;
+  /** Counts requests, for tests and the bench. */
+  onRequest?: (method: string, url: URL) => void;
+}
+
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+const MAX_REDIRECTS = 5;
+
+/** Seconds or an HTTP date → milliseconds, capped. */
+export function retryAfterMs(header: string | undefined, fallback: number): number {
+  if (!header) return fallback;
+  const secs = Number(header);
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(header) - Date.now();
+  return Math.min(60_000, Math.max(0, Number.isFinite(ms) ? ms : fallback));
+}
+
+function apiHost(registry: string): string {
+  return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
+}
+
+/**
+ * The Distribution API client: one per command. Auth, retries with back-off, redirects that
+ * never carry credentials to another host, and the http/https decision per registry.
+ */
+export class RegistryClient {
+  private readonly auth: Authenticator;
+  private readonly schemes = new Map<string, Promise<"https" | "http">>();
+
+  constructor(private readonly opts: ClientOptions) {
+    this.auth = new Authenticator(opts.credentials, opts.transport);
+  }
+
+  /** https unless the registry is loopback or --insecure-registry and doesn't speak TLS. */
+  private scheme(registry: string): Promise<"https" | "http"> {
+    let s = this.schemes.get(registry);
+    if (!s) {
+      s = (async () => {
+        const host = apiHost(registry);
+        const hostname = host.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+        if (!isLoopback(hostname) && !isInsecureHost(host, this.opts.transport)) return "https";
+        try {
+          const res = await request(
+            new URL(`https://${host}/v2/`),
+            { method: "GET" },
+            { ...this.opts.transport, insecureHosts: [...this.opts.transport.insecureHosts, host] },
+          );
+          res.body.resume();
+          return "https";
+        } catch {
+          return "http";
+        }
+      })();
+      this.schemes.set(registry, s);
+    }
+    return s;
+  }
+
+  async url(registry: string, path: string): Promise<URL> {
+    return new URL(`${await this.scheme(registry)}://${apiHost(registry)}/v2/${path}`);
+  }
+
+  /**
+   * Send a request to a registry API path with auth and retries; follows redirects (dropping
+   * Authorization when the host changes). Resolves with the final response, whatever its status
+   * (except retryable ones, which are retried).
+   */
+  async send(
+    registry: string,
+    repository: string,
+    path: string,
+    init: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal?: AbortSignal },
+  ): Promise<HttpResponse> {
+    const scope = `repository:${repository}:pull`;
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
+      try {
+        const res = await this.sendOnce(registry, scope, await this.url(registry, path), init);
+        if (RETRY_STATUS.has(res.status) && attempt < this.opts.attempts) {
+          const wait = retryAfterMs(headerValue(res, "retry-after"), this.backoff(attempt));
+          res.body.resume();
+          lastError = new RegistryError(`${registry}: HTTP ${res.status}`, res.status);
+          await sleep(wait, undefined, init.signal ? { signal: init.signal } : {});
+          continue;
+        }
+        return res;
+      } catch (err) {
+        if (!(err instanceof NetworkError) || !err.retryable || attempt >= this.opts.attempts) throw err;
+        lastError = err;
+        await sleep(this.backoff(attempt), undefined, init.signal ? { signal: init.signal } : {});
+      }
+    }
+    throw lastError ?? new Error(`${registry}: request failed`);
+  }
+
+  backoff(attempt: number): number {
+    return Math.min(8000, this.opts.backoffMs * 2 ** (attempt - 1));
+  }
+
+  private async sendOnce(
+    registry: string,
+    scope: string,
+    start: URL,
+    init: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal?: AbortSignal },
+  ): Promise<HttpResponse> {
+    const registryHost = start.host;
+    let url = start;
+    let triedAuth = false;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const headers: Record<string, string> = { ...(init.headers ?? {}) };
+      const sameHost = url.host === registryHost;
+      if (sameHost) {
+        const authorization = await this.auth.header(registry, scope);
+        if (authorization) headers.authorization = authorization;
+      }
+      this.opts.onRequest?.(init.method ?? "GET", url);
+      const res = await request(
+        url,
+        { method: init.method ?? "GET", headers, ...(init.signal ? { signal: init.signal } : {}) },
+        this.opts.transport,
+      );
+      if (res.status === 401 && sameHost && !triedAuth) {
+        res.body.resume();
+        triedAuth = true;
+        const helped = await this.auth.onUnauthorized(
+          registry,
+          scope,
+          headerValue(res, "www-authenticate"),
+          headers.authorization !== undefined,
+        );
+        if (helped) {
+          hop--;
+          continue;
+        }
+        return res;
+      }
+      if ([301, 302, 303, 307, 308].includes(res.status)) {
+        const location = headerValue(res, "location");
+        res.body.resume();
+        if (!location) throw new RegistryError(`${registry}: redirect without a Location header`);
+        const next = new URL(location, url);
+        if (next.protocol === "http:" && url.protocol === "https:" && !isLoopback(next.hostname)) {
+          throw new RegistryError(`${registry}: refusing a redirect from HTTPS to plain HTTP (${next.host})`);
+        }
+        url = next;
+        continue;
+      }
+      return res;
+    }
+    throw new RegistryError(`${registry}: too many redirects`);
+  }
+}
+
+export function headerValue(res: HttpResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Explain a non-2xx answer in one line. */
+export async function statusError(res: HttpResponse, what: string): Promise<RegistryError> {
+  let detail = "";
+  try {
+    const body = await readBody(res, 64 * 1024);
+    const doc = JSON.parse(body.toString("utf8")) as { errors?: { code?: string; message?: string }[] };
+    const first = doc.errors?.[0];
+    if (first) detail = `: ${first.code ?? ""} ${first.message ?? ""}`.trimEnd();
+  } catch {
+    detail = "";
+  }
+  const hint =
+    res.status === 401
+      ? " (authentication required or credentials rejected; log in with docker/podman login or pass --username)"
+      : res.status === 403
+        ? " (access denied)"
+        : res.status === 404
+          ? " (not found: check the repository name and tag)"
+          : "";
+  return new RegistryError(`${what}: HTTP ${res.status}${detail}${hint}`, res.status);
+}
+
+/**
+ * A blob download that survives dropped connections: on a retryable failure it asks again with
+ * `Range: bytes=<received>-` and continues where it stopped.
+ */
+export function resumableBlob(
+  client: RegistryClient,
+  registry: string,
+  repository: string,
+  digest: string,
+  size: number,
+  what: string,
+  signal?: AbortSignal,
+): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let received = 0;
+    let failures = 0;
+    for (;;) {
+      const headers: Record<string, string> = {};
+      if (received > 0) headers.range = `bytes=${received}-`;
+      try {
+        const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
+          headers,
+          ...(signal ? { signal } : {}),
+        });
+        if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);
+        let skip = 0;
+        if (received > 0 && res.status === 200) skip = received; // server ignored Range: drop what we have
+        for await (const chunk of res.body) {
+          let buf = chunk as Buffer;
+          if (skip > 0) {
+            const n = Math.min(skip, buf.length);
+            skip -= n;
+            buf = buf.subarray(n);
+            if (buf.length === 0) continue;
+          }
+          received += buf.length;
+          yield buf;
+        }
+        if (received < size)
+          throw new NetworkError(`${what}: connection closed after ${received} of ${size} bytes`, true);
+        return;
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const retryable =
+          err instanceof NetworkError ? err.retryable : e.code === "ECONNRESET" || e.message === "aborted";
+        failures++;
+        if (!retryable || failures >= 5 || signal?.aborted) throw err;
+        await sleep(client.backoff(failures), undefined, signal ? { signal } : {});
+      }
+    }
+  }
+  return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+}

@@ -1,0 +1,44 @@
+import { readFileSync } from "node:fs";
+import { parseReference } from "../oci/reference";
+import type { SourceSpec } from "../transports/parse";
+import { RegistryClient } from "./client";
+import { defaultCredentials, type Credential } from "./credentials";
+import { proxyFromEnv } from "./http";
+
+export interface RegistryOptions {
+  insecureRegistries?: string[];
+  caFile?: string;
+  credential?: Credential;
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  attempts?: number;
+  backoffMs?: number;
+  onRequest?: (method: string, url: URL) => void;
+}
+
+/** One client for every docker:// source of a command. */
+export function createRegistryClient(opts: RegistryOptions, specs: SourceSpec[]): RegistryClient {
+  const registries = specs.filter((s) => s.transport === "docker").map((s) => parseReference(s.target).registry);
+  let ca: string | undefined;
+  if (opts.caFile) {
+    try {
+      ca = readFileSync(opts.caFile, "utf8");
+    } catch (err) {
+      throw new Error(`--ca-file ${opts.caFile}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const env = process.env;
+  return new RegistryClient({
+    transport: {
+      ...(ca ? { ca } : {}),
+      insecureHosts: opts.insecureRegistries ?? [],
+      connectTimeoutMs: opts.connectTimeoutMs ?? Number(env.AIRPACK_CONNECT_TIMEOUT_MS ?? 15_000),
+      idleTimeoutMs: opts.idleTimeoutMs ?? Number(env.AIRPACK_IDLE_TIMEOUT_MS ?? 60_000),
+      proxy: proxyFromEnv(env),
+    },
+    credentials: defaultCredentials(opts.credential ? { explicit: { registries, credential: opts.credential } } : {}),
+    attempts: opts.attempts ?? 5,
+    backoffMs: opts.backoffMs ?? Number(env.AIRPACK_BACKOFF_MS ?? 500),
+    ...(opts.onRequest ? { onRequest: opts.onRequest } : {}),
+  });
+}

@@ -1,0 +1,38 @@
+import type { Readable } from "node:stream";
+import type { Descriptor } from "../oci/descriptor";
+import type { Store } from "./store";
+import type { ImageSource, NamedImage } from "./types";
+
+/** Reads through the store first, so a warm cache makes no requests for blobs it holds. */
+export class StoreFirstSource implements ImageSource {
+  constructor(
+    private readonly inner: ImageSource,
+    private readonly store: Store,
+  ) {}
+
+  get label(): string {
+    return this.inner.label;
+  }
+
+  images(): Promise<NamedImage[]> {
+    return this.inner.images();
+  }
+
+  async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
+    if (await this.store.hasBlob(desc)) return this.store.fetchSmall(desc, what);
+    return this.inner.fetchSmall(desc, what);
+  }
+
+  async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
+    if (await this.store.hasBlob(desc)) return this.store.blob(desc, what, signal);
+    return this.inner.blob(desc, what, signal);
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    return (await this.store.hasBlob(desc)) || this.inner.hasBlob(desc);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
