@@ -168,6 +168,8 @@ function packCommand<T>(y: Argv<T>) {
     })
     .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
     .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
+    .example("$0 pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz", "two images from registries (host platform)")
+    .example("$0 pack -f images.txt --all-platforms --layers uncompressed -o site.tar.xz", "a k3s-style image list")
     .example("$0 pack oci:./layout:app -o app.tar.xz", "one image from an OCI layout, xz-compressed")
     .example(
       "$0 pack docker-archive:saved.tar oci-archive:b.tar --layers uncompressed -o site.tar.zst",
