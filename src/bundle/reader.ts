@@ -51,6 +51,8 @@ export interface BundleContents {
   blobs: Map<Digest, { size: number; kind: Kind }>;
   /** True when reading stopped at the first layer (inspect). */
   partial: boolean;
+  /** Distinct blobs referenced by what was read (all of them once reading finished). */
+  referenced: number;
 }
 
 export interface ReadOptions {
@@ -93,6 +95,7 @@ export async function readBundle(
     configs: new Map(),
     blobs: new Map(),
     partial: false,
+    referenced: 0,
   };
   const expected = new Map<Digest, Expected>();
   const seenFiles = new Set<string>();
@@ -238,6 +241,7 @@ export async function readBundle(
       }
       contents.blobs.set(digest, { size, kind: exp.kind });
     }
+    contents.referenced = expected.size;
     if (!contents.partial) {
       await feeding;
       if (!sawLayout) throw new Error(`${label}: no oci-layout file; not an OCI layout bundle`);

@@ -125,7 +125,12 @@ export function summarize(contents: BundleContents): BundleSummary {
     }
   }
   const counted = new Set<string>();
-  const totals = { blobs: contents.blobs.size, layerBytes: 0, uncompressedBytes: 0, uncompressedKnown: true };
+  const totals = {
+    blobs: contents.partial ? contents.referenced : contents.blobs.size,
+    layerBytes: 0,
+    uncompressedBytes: 0,
+    uncompressedKnown: true,
+  };
   const images: ImageSummary[] = contents.index.manifests.map((root) => {
     const name = root.annotations?.[Annotation.containerdName] ?? root.annotations?.[Annotation.refName] ?? root.digest;
     const metaImage = meta?.images.find((i) => i.name === name);

@@ -168,7 +168,10 @@ function packCommand<T>(y: Argv<T>) {
     })
     .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
     .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
-    .example("$0 pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz", "two images from registries (host platform)")
+    .example(
+      "$0 pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz",
+      "two images from registries (host platform)",
+    )
     .example("$0 pack -f images.txt --all-platforms --layers uncompressed -o site.tar.xz", "a k3s-style image list")
     .example("$0 pack oci:./layout:app -o app.tar.xz", "one image from an OCI layout, xz-compressed")
     .example(
@@ -285,7 +288,7 @@ async function main(argv: string[]): Promise<void> {
         const format: UnpackFormat = (a.format as UnpackFormat | undefined) ?? (isDir ? "oci" : "docker-archive");
         const reporter = createReporter(!g.quiet && !g.json);
         const contents = await unpack({
-          input: a.bundle ?? "-",
+          input: a.bundle || "-",
           out: a.output.replace(/(.)\/+$/, "$1"),
           format,
           force: a.force,
@@ -311,7 +314,7 @@ async function main(argv: string[]): Promise<void> {
           .example("$0 verify site.tar.xz", "check a bundle after copying it"),
       async (a) => {
         const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
-        const s = summarize(await verify(a.bundle ?? "-", abortOnSignals()));
+        const s = summarize(await verify(a.bundle || "-", abortOnSignals()));
         if (g.json) printJson({ ok: true, ...s });
         else if (!g.quiet)
           process.stdout.write(
@@ -329,7 +332,7 @@ async function main(argv: string[]): Promise<void> {
           .example("$0 inspect site.tar.xz", "a table")
           .example("$0 inspect site.tar.xz --json | jq '.images[].name'", "for scripts"),
       async (a) => {
-        const s = await inspect(a.bundle ?? "-", a.verify);
+        const s = await inspect(a.bundle || "-", a.verify);
         if (a.json) printJson(s);
         else printSummary(s);
       },

@@ -1076,9 +1076,23 @@ export async function skopeo(args: readonly string[], opts: RunOptions = {}): Pr
 // registry (CNCF distribution 2.x, `docker-registry serve`)
 // ---------------------------------------------------------------------------
 
+/** Settings for the registry's `auth.token` section (bearer token auth; see test/helpers/token-server.ts). */
+export interface RegistryTokenAuth {
+  /** Absolute URL of the token endpoint, sent to clients in the WWW-Authenticate challenge. */
+  realm: string;
+  /** Expected `aud` claim; also sent in the challenge. */
+  service: string;
+  /** Expected `iss` claim. */
+  issuer: string;
+  /** PEM file with the certificate(s) whose keys may sign tokens. */
+  rootCertBundle: string;
+}
+
 export interface RegistryOptions {
   htpasswd?: { user: string; password: string };
   tls?: { certFile: string; keyFile: string };
+  /** Bearer token auth (`auth.token`); cannot be combined with htpasswd. */
+  token?: RegistryTokenAuth;
   startTimeoutMs?: number;
 }
 
@@ -1224,6 +1238,17 @@ async function startRegistryOnce(opts: RegistryOptions): Promise<Registry> {
       const r = await runOk("htpasswd", ["-Bbn", opts.htpasswd.user, opts.htpasswd.password]);
       await fs.writeFile(htpasswdFile, r.stdout);
       lines.push("auth:", "  htpasswd:", "    realm: airpack-test", `    path: ${JSON.stringify(htpasswdFile)}`);
+    }
+    if (opts.token) {
+      if (opts.htpasswd) throw new Error("startRegistry: htpasswd and token auth cannot be combined");
+      lines.push(
+        "auth:",
+        "  token:",
+        `    realm: ${JSON.stringify(opts.token.realm)}`,
+        `    service: ${JSON.stringify(opts.token.service)}`,
+        `    issuer: ${JSON.stringify(opts.token.issuer)}`,
+        `    rootcertbundle: ${JSON.stringify(opts.token.rootCertBundle)}`,
+      );
     }
     const configPath = path.join(dir, "config.yml");
     await fs.writeFile(configPath, `${lines.join("\n")}\n`);
