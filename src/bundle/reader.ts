@@ -153,6 +153,10 @@ export async function readBundle(
     tarStream.pipe(extract as unknown as NodeJS.WritableStream);
   });
   feeding.catch(() => undefined);
+  const onAbort = (): void => {
+    tarStream.destroy(new Error(`${label}: interrupted`));
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   try {
     for await (const entry of extract) {
@@ -271,7 +275,10 @@ export async function readBundle(
     tarStream.destroy();
     input.destroy();
     await sink.abort();
+    if (opts.signal?.aborted) throw new Error(`${label}: interrupted`, { cause: err });
     throw streamErrors.has(err) ? tidyError(err, label, format) : err;
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
   }
 }
 

@@ -211,7 +211,7 @@ function unpackCommand<T>(y: Argv<T>) {
     .example("$0 unpack site.tar.xz --format oci -o ./layout", "an OCI layout directory");
 }
 
-async function main(argv: string[]): Promise<void> {
+async function main(argv: string[], signal: AbortSignal): Promise<void> {
   const cli = yargs(argv)
     .scriptName("airpack")
     .usage("$0 <command>\n\nMove container images into air-gapped sites as one verified bundle file.")
@@ -249,7 +249,7 @@ async function main(argv: string[]): Promise<void> {
           withAttestations: a["with-attestations"],
           jobs: Math.max(1, a.jobs),
           ...(reporter.listener ? { onProgress: reporter.listener } : {}),
-          signal: abortOnSignals(),
+          signal,
         });
         reporter.stop();
         if (g.json)
@@ -294,7 +294,7 @@ async function main(argv: string[]): Promise<void> {
           force: a.force,
           ...(a.layers ? { layers: a.layers, cacheDir: a.cache } : {}),
           ...(reporter.listener ? { onProgress: reporter.listener } : {}),
-          signal: abortOnSignals(),
+          signal,
         }).finally(() => reporter.stop());
         const s = summarize(contents);
         if (g.json) printJson({ output: a.output, outputFormat: format, ...s });
@@ -314,7 +314,7 @@ async function main(argv: string[]): Promise<void> {
           .example("$0 verify site.tar.xz", "check a bundle after copying it"),
       async (a) => {
         const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
-        const s = summarize(await verify(a.bundle || "-", abortOnSignals()));
+        const s = summarize(await verify(a.bundle || "-", signal));
         if (g.json) printJson({ ok: true, ...s });
         else if (!g.quiet)
           process.stdout.write(
@@ -402,7 +402,9 @@ export function run(): void {
       process.exit(1);
     }
   });
-  main(process.argv.slice(2))
+  // Installed first, so a Ctrl-C during start-up is handled the same way.
+  const signal = abortOnSignals();
+  main(process.argv.slice(2), signal)
     .then(() => {
       settled = true;
     })

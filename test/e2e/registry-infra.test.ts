@@ -164,13 +164,14 @@ describe("token server + distribution registry (auth.token) with skopeo", { time
       if (!p) return;
       p.ts.clearRequests();
       await p.sk.copy(`oci:${LAYOUT}:mixed`, `docker://${p.reg.host}/test/mixed:1`, [
+        "--preserve-digests",
         "--dest-tls-verify=false",
         "--dest-creds",
         CREDS,
       ]);
       const pushTokens = p.ts.requests();
       assert.ok(pushTokens.length > 0, "no token requests during the push");
-      assert.ok(pushTokens.length <= 4, `token not cached: ${pushTokens.length} token requests for one push`);
+      assert.ok(pushTokens.length <= 2, `token not cached: ${pushTokens.length} token requests for one push`);
       for (const r of pushTokens) {
         assert.equal(r.status, 200);
         assert.equal(r.hadAuth, true);
@@ -230,6 +231,7 @@ describe("token server + distribution registry (auth.token) with skopeo", { time
       const p = ready(t);
       if (!p) return;
       await p.sk.copy(`oci:${LAYOUT}:mixed`, `docker://${p.reg.host}/public/mixed:1`, [
+        "--preserve-digests",
         "--dest-tls-verify=false",
         "--dest-creds",
         CREDS,
@@ -251,6 +253,7 @@ describe("token server + distribution registry (auth.token) with skopeo", { time
 
       const push = await p.sk.run([
         "copy",
+        "--preserve-digests",
         "--dest-tls-verify=false",
         `oci:${LAYOUT}:uncompressed`,
         `docker://${p.reg.host}/public/anon:1`,
@@ -421,7 +424,10 @@ describe("fault proxy in front of the registry (curl, node:http, skopeo)", { tim
     work = await makeTempDir("airpack-fault");
     reg = await startRegistry();
     sk = await createSkopeo();
-    await sk.copy(`oci:${LAYOUT}:mixed`, `docker://${reg.host}/test/mixed:1`, ["--dest-tls-verify=false"]);
+    await sk.copy(`oci:${LAYOUT}:mixed`, `docker://${reg.host}/test/mixed:1`, [
+      "--preserve-digests",
+      "--dest-tls-verify=false",
+    ]);
     const m = await fixtureManifest("mixed");
     mixedDigest = m.digest;
     const largest = [...m.layers].sort((a, b) => b.size - a.size)[0];
@@ -455,6 +461,7 @@ describe("fault proxy in front of the registry (curl, node:http, skopeo)", { tim
     assert.equal(sha256Of(raw), mixedDigest);
     // A push through the proxy: blob uploads (POST/PATCH/PUT with bodies), Location pointing back at the proxy.
     await p.sk.copy(`oci:${LAYOUT}:uncompressed`, `docker://${p.proxy.address}/test/unc:1`, [
+      "--preserve-digests",
       "--dest-tls-verify=false",
     ]);
     const unc = await fixtureManifest("uncompressed");
@@ -521,7 +528,16 @@ describe("fault proxy in front of the registry (curl, node:http, skopeo)", { tim
     p.proxy.setFaults([tooManyRequests(/\/manifests\//, 1, 1)]);
     p.proxy.clearRequests();
     const started = Date.now();
-    const retried = await curl(["--retry", "2", "-o", "/dev/null", "-w", "%{http_code}", ...accept, url]);
+    const retried = await curl([
+      "--retry",
+      "2",
+      "-o",
+      path.join(work, "retried.json"),
+      "-w",
+      "%{http_code}",
+      ...accept,
+      url,
+    ]);
     assert.equal(retried.stdout.toString(), "200", retried.stderr);
     assert.ok(Date.now() - started >= 900, "curl should have waited Retry-After: 1");
     assert.deepEqual(

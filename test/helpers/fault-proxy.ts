@@ -213,6 +213,13 @@ class FaultProxyImpl implements FaultProxy {
     let buffered = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       buffered = Buffer.concat([buffered, chunk]);
+      // Not HTTP at all (e.g. a TLS ClientHello from a client probing https first): refuse at once,
+      // as Go's server does, instead of waiting for a header block that never comes.
+      if (!/^[A-Z]{0,16}( |$)/.test(buffered.subarray(0, 17).toString("latin1"))) {
+        client.off("data", onData);
+        this.reply(client, 400, {}, "Client sent an HTTP request to an HTTPS server or garbage.\n");
+        return;
+      }
       const end = buffered.indexOf(HEAD_END);
       if (end < 0) {
         if (buffered.length > MAX_HEAD_BYTES) client.destroy();
