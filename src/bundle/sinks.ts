@@ -1,4 +1,6 @@
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -110,18 +112,22 @@ export class LayoutDirSink implements UnpackSink {
 
 /**
  * unpack to an archive (file or stdout): entries are re-tarred in bundle order. A file is
- * renamed into place at commit; on stdout a failure ends the stream without the tar
- * end-of-archive marker, so importers see a truncated archive rather than a valid one.
+ * renamed into place at commit. On stdout nothing can be taken back, so each layer is first
+ * spooled to a temp file and only sent once its digest checked out; a later failure ends the
+ * stream without the tar end-of-archive marker, so importers see a truncated archive.
  */
 export class TarSink implements UnpackSink {
   private readonly tar = new TarWriter(new Date(0));
   private readonly done: Promise<{ bytes: number }>;
+  private readonly spool: boolean;
+  private spoolDir?: string;
 
   constructor(
     out: string,
     private readonly dockerManifest: boolean,
     signal?: AbortSignal,
   ) {
+    this.spool = out === "-";
     this.done = writeOutput(this.tar.output, out, { format: "none", ...(signal ? { signal } : {}) });
     this.done.catch(() => undefined);
   }
@@ -137,17 +143,37 @@ export class TarSink implements UnpackSink {
   }
 
   async blob(desc: Descriptor, data: Readable): Promise<void> {
-    await this.tar.addStream(blobPath(desc), desc.size, data);
+    if (!this.spool) {
+      await this.tar.addStream(blobPath(desc), desc.size, data);
+      return;
+    }
+    this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-spool-"));
+    const file = join(this.spoolDir, desc.digest.slice(7));
+    try {
+      await streamToFile(data, file);
+      await this.tar.addStream(blobPath(desc), desc.size, createReadStream(file));
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
   async commit(): Promise<void> {
     this.tar.finalize();
-    await this.done;
+    try {
+      await this.done;
+    } finally {
+      await this.cleanup();
+    }
   }
 
   async abort(): Promise<void> {
     this.tar.abort(new Error("unpack aborted"));
     await this.done.catch(() => undefined);
+    await this.cleanup();
+  }
+
+  private async cleanup(): Promise<void> {
+    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
 }
 
