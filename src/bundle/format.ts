@@ -1,5 +1,6 @@
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
+import type { GzipRecipe } from "../recipes/identify";
 
 /** airpack.json: the bundle's own metadata. Documented in docs/bundle-format.md. */
 export const METADATA_FILE = "airpack.json";
@@ -14,6 +15,10 @@ export interface BundleLayer {
   diffId?: Digest;
   uncompressedSize?: number;
   source: { digest: Digest; mediaType: string; size: number };
+  /** Rebuilds the source blob byte for byte from this (uncompressed) one. See docs/recipe-format.md. */
+  recipe?: GzipRecipe;
+  /** Why the source blob was kept although another form was asked for. */
+  kept?: string;
 }
 
 export interface BundleManifest {
@@ -36,6 +41,8 @@ export interface BundleImage {
   sourceDigest: Digest;
   sourceMediaType: string;
   manifests: BundleManifest[];
+  /** Digest-preserving bundles: the root `airpack unpack` restores (the source root unless platforms were left out). */
+  restored?: { digest: Digest; mediaType: string; size: number };
   skipped: { platform: string; digest: Digest; reason: string }[];
 }
 

@@ -61,8 +61,13 @@ function toBundleImage(r: ImageReport): BundleImage {
         ...(l.diffId ? { diffId: l.diffId } : {}),
         ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}),
         source: { digest: l.source.digest, mediaType: l.source.mediaType, size: l.source.size },
+        ...(l.recipe ? { recipe: l.recipe } : {}),
+        ...(l.keptReason ? { kept: l.keptReason } : {}),
       })),
     })),
+    ...(r.originals.length > 0
+      ? { restored: { digest: r.restored.digest, mediaType: r.restored.mediaType, size: r.restored.size } }
+      : {}),
     skipped: r.skipped,
   };
 }
@@ -92,13 +97,15 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   }
   await store.close();
   // Original indexes replaced by filtered/converted ones are kept for the record.
-  const extraBlobs: Descriptor[] = reports
-    .filter((r) => r.sourceDescriptor.digest !== r.descriptor.digest && r.skipped.length > 0)
-    .map((r) => ({
-      mediaType: r.sourceDescriptor.mediaType,
-      digest: r.sourceDescriptor.digest,
-      size: r.sourceDescriptor.size,
-    }));
+  const extraBlobs: Descriptor[] = [];
+  const addExtra = (d: Descriptor): void => {
+    if (!extraBlobs.some((e) => e.digest === d.digest))
+      extraBlobs.push({ mediaType: d.mediaType, digest: d.digest, size: d.size });
+  };
+  for (const r of reports) {
+    if (r.sourceDescriptor.digest !== r.descriptor.digest && r.skipped.length > 0) addExtra(r.sourceDescriptor);
+    r.originals.forEach(addExtra);
+  }
   const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
   const metadata: BundleMetadata = {
     airpackBundleVersion: BUNDLE_FORMAT_VERSION,

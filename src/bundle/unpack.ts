@@ -12,6 +12,7 @@ import type { NamedImage } from "../transports/types";
 import { UsageError } from "../transports/parse";
 import type { ProgressListener } from "../util/progress";
 import { planLayout } from "./plan";
+import { RestoringSink } from "./restore";
 import { writePlan } from "./writer";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
@@ -21,6 +22,8 @@ export interface UnpackOptions {
   out: string;
   format: UnpackFormat;
   force: boolean;
+  /** Rebuild the source's digests from recipes (default true); false writes the bundle's own form. */
+  restoreDigests?: boolean;
   /** Convert layers again on the way out; goes through the store in `cacheDir`. */
   layers?: LayerMode;
   cacheDir?: string;
@@ -50,7 +53,8 @@ function outputSink(opts: UnpackOptions): UnpackSink {
 export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
   const readOpts = opts.signal ? { signal: opts.signal } : {};
   if (!opts.layers || opts.layers === "keep") {
-    return readBundle(openInput(opts.input), label(opts.input), outputSink(opts), readOpts);
+    const sink = opts.restoreDigests === false ? outputSink(opts) : new RestoringSink(outputSink(opts));
+    return readBundle(openInput(opts.input), label(opts.input), sink, readOpts);
   }
   if (!opts.cacheDir) throw new Error("unpack --layers needs a store directory");
   const store = await Store.open(opts.cacheDir);
@@ -77,7 +81,8 @@ export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
 }
 
 export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {
-  return readBundle(openInput(input), label(input), new NullSink(), signal ? { signal } : {});
+  // Recipes are run too: a bundle only verifies if every original layer can really be rebuilt.
+  return readBundle(openInput(input), label(input), new RestoringSink(new NullSink()), signal ? { signal } : {});
 }
 
 export interface LayerSummary {

@@ -147,6 +147,13 @@ function packCommand<T>(y: Argv<T>) {
       default: false,
       describe: "take every platform of multi-platform images",
     })
+    .option("preserve-digests", {
+      type: "boolean",
+      default: true,
+      describe:
+        "with --layers uncompressed: store a recipe per gzip layer so unpack restores the original digests " +
+        "(layers no encoder reproduces are kept compressed); --no-preserve-digests converts plainly",
+    })
     .option("images-file", {
       alias: "f",
       type: "string",
@@ -202,6 +209,12 @@ function unpackCommand<T>(y: Argv<T>) {
       describe: "replace an output directory that holds a different layout",
     })
     .option("layers", { choices: layerModes, describe: "convert layers again on the way out (goes through --cache)" })
+    .option("restore-digests", {
+      type: "boolean",
+      default: true,
+      describe:
+        "rebuild the original gzip layers and manifests of digest-preserving bundles (--no-restore-digests: as packed)",
+    })
     .option("cache", { type: "string", default: defaultCacheDir(), describe: "store used by --layers" })
     .example("$0 unpack site.tar.xz -o - | ctr -n k8s.io images import -", "import into containerd")
     .example(
@@ -247,6 +260,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           platforms: platforms.length > 0 ? platforms : [hostPlatform()],
           allPlatforms: a["all-platforms"],
           withAttestations: a["with-attestations"],
+          preserveDigests: a["preserve-digests"] && a.layers === "uncompressed",
           jobs: Math.max(1, a.jobs),
           ...(reporter.listener ? { onProgress: reporter.listener } : {}),
           signal,
@@ -292,6 +306,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           out: a.output.replace(/(.)\/+$/, "$1"),
           format,
           force: a.force,
+          restoreDigests: a["restore-digests"],
           ...(a.layers ? { layers: a.layers, cacheDir: a.cache } : {}),
           ...(reporter.listener ? { onProgress: reporter.listener } : {}),
           signal,

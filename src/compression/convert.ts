@@ -7,6 +7,8 @@ import type { Store } from "../transports/store";
 import type { ImageSource } from "../transports/types";
 import { meter, type ProgressListener } from "../util/progress";
 import { compressStream, decompressStream } from "./codecs";
+import type { GzipRecipe } from "../recipes/identify";
+import { preserveGzipLayer } from "../recipes/preserve";
 
 export type LayerMode = "keep" | "uncompressed" | "gzip" | "zstd";
 
@@ -18,6 +20,8 @@ export function targetCompression(mode: LayerMode, current: Compression): Compre
 
 export interface ConvertOptions {
   mode: LayerMode;
+  /** With mode "uncompressed": keep what is needed to rebuild the original gzip blob byte for byte. */
+  preserveDigests?: boolean;
   /** The manifest family the converted layer will live in. */
   family: Family;
   level?: number;
@@ -30,6 +34,10 @@ export interface LayerResult {
   action: "copied" | "converted" | "cached" | "foreign";
   /** Size of the uncompressed tar, when known. */
   uncompressedSize?: number;
+  /** How to rebuild the original blob from the stored (uncompressed) one. */
+  recipe?: GzipRecipe;
+  /** Why the original blob was kept although a conversion was asked for. */
+  keptReason?: string;
 }
 
 const DIFF_ID_RECORD = "diffid";
@@ -59,6 +67,14 @@ export async function convertLayer(
   }
   const to = targetCompression(opts.mode, from);
   if (to === from) return copyBlob(source, store, layer, diffId, what, opts);
+  if (opts.preserveDigests && to === "none") {
+    // The original blob must be in the store (verified, diff_id checked) to be compared against.
+    const copied = await copyBlob(source, store, layer, diffId, what, opts);
+    if (from !== "gzip" || !diffId) {
+      return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
+    }
+    return preserveGzipLayer(store, layer, diffId, what, { ...opts, family: opts.family }, copied.uncompressedSize);
+  }
 
   const targetType = layerMediaType(opts.family, to, info.nonDistributable);
   const cacheKey = `${to}`;
@@ -92,7 +108,7 @@ export async function convertLayer(
   return { descriptor, action: "converted", uncompressedSize: diffCheck.size };
 }
 
-function diffIdCheck(diffId: Digest, what: string): DigestStream {
+export function diffIdCheck(diffId: Digest, what: string): DigestStream {
   return new DigestStream(
     { digest: diffId },
     `${what}: uncompressed content does not match the config's diff_id ${shortDigest(diffId)}…`,

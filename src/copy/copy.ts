@@ -23,6 +23,7 @@ import { formatPlatform, isAttestationPlatform, platformMatches, type Platform }
 import type { Store } from "../transports/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import { mapPool } from "../util/pool";
+import type { GzipRecipe } from "../recipes/identify";
 import type { ProgressListener } from "../util/progress";
 
 export interface CopyOptions {
@@ -33,6 +34,8 @@ export interface CopyOptions {
   withAttestations: boolean;
   jobs: number;
   level?: number;
+  /** With layers "uncompressed": store recipes and the original manifests so unpack restores every digest. */
+  preserveDigests?: boolean;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
 }
@@ -45,6 +48,8 @@ export interface LayerReport {
   diffId?: Digest;
   uncompressedSize?: number;
   action: LayerResult["action"];
+  recipe?: GzipRecipe;
+  keptReason?: string;
 }
 
 export interface ManifestReport {
@@ -62,6 +67,10 @@ export interface ImageReport {
   source: string;
   sourceDescriptor: Descriptor;
   descriptor: Descriptor;
+  /** The root that restores the source's digests (the source root itself unless platforms were left out). */
+  restored: Descriptor;
+  /** Original manifests and indexes kept so unpack can restore them. */
+  originals: Descriptor[];
   manifests: ManifestReport[];
   /** Index entries left out, with why. */
   skipped: { platform: string; digest: Digest; reason: string }[];
@@ -87,16 +96,33 @@ export async function copyImage(
     source: image.source,
     sourceDescriptor: image.descriptor,
     descriptor: image.descriptor,
+    restored: image.descriptor,
+    originals: [],
     manifests: [],
     skipped: [],
   };
   const ctx: Ctx = { source, store, opts, image, report };
-  report.descriptor = await copyNode(ctx, image.descriptor, image.name, true);
+  const copied = await copyNode(ctx, image.descriptor, image.name, true);
+  report.descriptor = copied.converted;
+  report.restored = copied.restored;
   await store.tag({ name: image.name, descriptor: report.descriptor, source: image.source });
   return report;
 }
 
-async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Descriptor> {
+/** A copied node: as stored for direct import, and the digest-preserving original it stands for. */
+interface Copied {
+  converted: Descriptor;
+  restored: Descriptor;
+}
+
+/** Keep an original document in the store when the converted one differs (for digest restoration). */
+async function keepOriginal(ctx: Ctx, desc: Descriptor, bytes: Uint8Array, what: string): Promise<void> {
+  if (!ctx.opts.preserveDigests) return;
+  await ctx.store.putSmall(desc, bytes, what);
+  ctx.report.originals.push({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size });
+}
+
+async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Copied> {
   if (isSchema1(desc.mediaType)) {
     throw new Error(
       `${what}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
@@ -111,7 +137,7 @@ async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean):
   if (top) throw new Error(`${what}: ${desc.mediaType} is neither an image index nor a manifest`);
   // An artifact manifest of a type we don't know, referenced from an index: copied as it is.
   await ctx.store.putSmall(desc, bytes, what);
-  return desc;
+  return { converted: desc, restored: desc };
 }
 
 function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
@@ -124,7 +150,7 @@ function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
   return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
 }
 
-async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Descriptor> {
+async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Copied> {
   const bytes = await ctx.source.fetchSmall(desc, what);
   const index = parseIndex(bytes, what);
   const doc = parseJson(bytes, what) as { manifests: unknown[] };
@@ -143,25 +169,46 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean)
       `${what}: no manifest for platform ${want} (the index has: ${have}); use --platform or --all-platforms`,
     );
   }
-  let changed = kept.length !== index.manifests.length;
+  const filtered = kept.length !== index.manifests.length;
+  let changed = filtered;
+  let restoredChanged = filtered;
   const newEntries: unknown[] = [];
+  const restoredEntries: unknown[] = [];
   for (const { i, child } of kept) {
     const copied = await copyNode(ctx, child, `${what} [${formatPlatform(child.platform)}]`, false);
     const entry = { ...(doc.manifests[i] as Record<string, unknown>) };
-    if (copied.digest !== child.digest) {
+    const restoredEntry = { ...entry };
+    if (copied.converted.digest !== child.digest) {
       changed = true;
-      entry.mediaType = copied.mediaType;
-      entry.digest = copied.digest;
-      entry.size = copied.size;
+      entry.mediaType = copied.converted.mediaType;
+      entry.digest = copied.converted.digest;
+      entry.size = copied.converted.size;
+    }
+    if (copied.restored.digest !== child.digest) {
+      restoredChanged = true;
+      restoredEntry.digest = copied.restored.digest;
+      restoredEntry.size = copied.restored.size;
     }
     newEntries.push(entry);
+    restoredEntries.push(restoredEntry);
   }
   if (!changed) {
     await ctx.store.putSmall(desc, bytes, what);
-    return desc;
+    return { converted: desc, restored: desc };
   }
   // Keep the original index too, so nothing about the source is lost.
   await ctx.store.putSmall(desc, bytes, what);
+  let restored = desc;
+  if (ctx.opts.preserveDigests) {
+    if (restoredChanged) {
+      // Platforms were left out: the restorable index lists the original manifests that are inside.
+      const out = encodeJson({ ...parseJson(bytes, what), manifests: restoredEntries });
+      restored = { mediaType: desc.mediaType, digest: sha256(out), size: out.length };
+      await keepOriginal(ctx, restored, out, what);
+    } else {
+      await keepOriginal(ctx, desc, bytes, what);
+    }
+  }
   const full = parseJson(bytes, what);
   const anyOciChild = newEntries.some((e) => mediaTypeInfo(String((e as Descriptor).mediaType))?.family === "oci");
   full.manifests = newEntries;
@@ -172,10 +219,10 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean)
   const newDesc: Descriptor = { mediaType, digest: sha256(out), size: out.length };
   await ctx.store.putSmall(newDesc, out, what);
   void top;
-  return newDesc;
+  return { converted: newDesc, restored };
 }
 
-async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<Descriptor> {
+async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<Copied> {
   const { source, store, opts } = ctx;
   const bytes = await source.fetchSmall(desc, what);
   const manifest = parseManifest(bytes, what);
@@ -203,6 +250,7 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<D
     const convertOpts = {
       mode: isImage ? opts.layers : ("keep" as const),
       family,
+      ...(opts.preserveDigests ? { preserveDigests: true } : {}),
       ...(opts.level !== undefined ? { level: opts.level } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
@@ -216,6 +264,8 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<D
     ...(diffIds[i] ? { diffId: diffIds[i] } : {}),
     ...(results[i]!.uncompressedSize !== undefined ? { uncompressedSize: results[i]!.uncompressedSize } : {}),
     action: results[i]!.action,
+    ...(results[i]!.recipe ? { recipe: results[i]!.recipe } : {}),
+    ...(results[i]!.keptReason ? { keptReason: results[i]!.keptReason } : {}),
   }));
   const unchanged =
     !needsOci && layers.every((l) => l.stored.digest === l.source.digest && l.stored.mediaType === l.source.mediaType);
@@ -242,6 +292,7 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<D
     const out = encodeJson(doc);
     result = { mediaType: needsOci ? MediaType.ociManifest : desc.mediaType, digest: sha256(out), size: out.length };
     await store.putSmall(result, out, what);
+    await keepOriginal(ctx, desc, bytes, what);
   }
   ctx.report.manifests.push({
     ...(desc.platform ? { platform: desc.platform } : {}),
@@ -251,5 +302,5 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<D
     layers,
     artifact: !isImage,
   });
-  return { ...result, ...(desc.platform ? { platform: desc.platform } : {}) };
+  return { converted: { ...result, ...(desc.platform ? { platform: desc.platform } : {}) }, restored: desc };
 }

@@ -125,6 +125,19 @@ export class Store extends OciLayoutSource implements ImageSink {
     }
   }
 
+  /** A small JSON record about a source blob (e.g. its recipe), kept beside the conversion cache. */
+  async readRecord(source: Digest, kind: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return parseJson(await readFile(this.conversionFile(source, kind)), "store record");
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeRecord(source: Digest, kind: string, record: object): Promise<void> {
+    await writeFileAtomic(this.conversionFile(source, kind), encodeJson(record));
+  }
+
   async recordConversion(source: Digest, mode: string, result: Descriptor): Promise<void> {
     await writeFileAtomic(this.conversionFile(source, mode), encodeJson(result));
   }

@@ -1,0 +1,170 @@
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { Annotation, encodeJson, parseJson, type Descriptor } from "../oci/descriptor";
+import { DigestStream, shortDigest, type Digest } from "../oci/digest";
+import { regenerateGzip } from "../recipes/regenerate";
+import type { GzipRecipe } from "../recipes/identify";
+import { blobPath } from "../transports/layout";
+import { streamToFile } from "../util/atomic";
+import type { BundleMetadata, DockerManifestEntry } from "./format";
+import { METADATA_FILE } from "./format";
+import type { UnpackSink } from "./reader";
+import { drain } from "./sinks";
+
+interface Rebuild {
+  original: Descriptor;
+  recipe: GzipRecipe;
+}
+
+/** Whether a bundle was packed with digests preserved (and so has something to restore). */
+export function hasRestorableImages(meta: BundleMetadata | undefined): boolean {
+  return Boolean(meta?.images.some((i) => i.restored));
+}
+
+/**
+ * Sits in front of an output sink and turns a digest-preserving bundle back into the source's
+ * images: the original index and manifests, and each recipe layer regenerated from its
+ * uncompressed blob and checked against the original digest before the output takes it.
+ */
+export class RestoringSink implements UnpackSink {
+  private meta?: BundleMetadata;
+  /** Uncompressed blob digest → originals to rebuild from it. */
+  private readonly rebuilds = new Map<string, Rebuild[]>();
+  /** Converted digest → original digest, per converted manifest (docker manifest.json rewrite). */
+  private readonly layerMaps: { config: string; converted: string[]; original: string[] }[] = [];
+  /** Bundle blobs the restored output must not contain (converted manifests, recipe-only layers). */
+  private readonly drop = new Set<string>();
+  private readonly produced = new Set<string>();
+  private readonly expectedOutputs = new Set<string>();
+  private spoolDir?: string;
+
+  constructor(private readonly inner: UnpackSink) {}
+
+  private plan(meta: BundleMetadata): void {
+    this.meta = meta;
+    const neededAsIs = new Set<string>();
+    const recipeOnly = new Set<string>();
+    for (const img of meta.images) {
+      if (img.restored && img.digest !== img.restored.digest) this.drop.add(img.digest);
+      for (const m of img.manifests) {
+        if (img.restored && m.digest !== m.sourceDigest) this.drop.add(m.digest);
+        this.layerMaps.push({
+          config: m.config,
+          converted: m.layers.map((l) => l.digest),
+          original: m.layers.map((l) => (img.restored ? l.source.digest : l.digest)),
+        });
+        for (const l of m.layers) {
+          if (l.mode === "foreign") continue;
+          if (img.restored && l.recipe) {
+            const list = this.rebuilds.get(l.digest) ?? [];
+            if (!list.some((r) => r.original.digest === l.source.digest)) {
+              list.push({
+                original: { mediaType: l.source.mediaType, digest: l.source.digest, size: l.source.size },
+                recipe: l.recipe,
+              });
+            }
+            this.rebuilds.set(l.digest, list);
+            recipeOnly.add(l.digest);
+            this.expectedOutputs.add(l.source.digest);
+          } else {
+            const d = img.restored ? l.source.digest : l.digest;
+            neededAsIs.add(d);
+            this.expectedOutputs.add(d);
+          }
+        }
+      }
+    }
+    for (const d of recipeOnly) if (!neededAsIs.has(d)) this.drop.add(d);
+  }
+
+  async file(name: string, bytes: Uint8Array): Promise<void> {
+    if (name === METADATA_FILE) {
+      this.plan(parseJson(bytes, METADATA_FILE) as unknown as BundleMetadata);
+      return this.inner.file(name, bytes);
+    }
+    const meta = this.meta;
+    if (!meta) return this.inner.file(name, bytes);
+    if (name === "index.json") {
+      const doc = parseJson(bytes, "index.json") as { manifests: Descriptor[] };
+      doc.manifests = doc.manifests.map((entry) => {
+        const name = entry.annotations?.[Annotation.containerdName];
+        const img = meta.images.find((i) => i.name === name);
+        if (!img?.restored) return entry;
+        return { ...entry, mediaType: img.restored.mediaType, digest: img.restored.digest, size: img.restored.size };
+      });
+      return this.inner.file(name, encodeJson(doc));
+    }
+    if (name === "manifest.json") {
+      const wrapped = parseJson(Buffer.concat([Buffer.from('{"m":'), bytes, Buffer.from("}")]), name);
+      const entries = (wrapped.m as DockerManifestEntry[]).map((e) => {
+        const converted = e.Layers.map((p) => `sha256:${p.slice("blobs/sha256/".length)}`);
+        const map = this.layerMaps.find(
+          (m) =>
+            `sha256:${e.Config.slice("blobs/sha256/".length)}` === m.config && m.converted.join() === converted.join(),
+        );
+        return map ? { ...e, Layers: map.original.map((d) => blobPath({ digest: d as Digest })) } : e;
+      });
+      return this.inner.file(name, encodeJson(entries));
+    }
+    return this.inner.file(name, bytes);
+  }
+
+  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
+    if (this.drop.has(desc.digest)) return;
+    return this.inner.smallBlob(desc, bytes);
+  }
+
+  async blob(desc: Descriptor, data: Readable): Promise<void> {
+    if (!this.meta) return this.inner.blob(desc, data);
+    const outputs: (Rebuild | "as-is")[] = [
+      ...(this.drop.has(desc.digest) ? [] : (["as-is"] as const)),
+      ...(this.rebuilds.get(desc.digest) ?? []).filter((r) => !this.produced.has(r.original.digest)),
+    ];
+    if (outputs.length === 0) return drain(data);
+    if (outputs.length === 1) return this.emit(desc, outputs[0]!, data);
+    // One bundle blob, several outputs: spool it once, then emit each from the file.
+    this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-restore-"));
+    const file = join(this.spoolDir, desc.digest.slice(7));
+    try {
+      await streamToFile(data, file);
+      for (const out of outputs) await this.emit(desc, out, createReadStream(file));
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  private async emit(desc: Descriptor, out: Rebuild | "as-is", data: Readable): Promise<void> {
+    if (out === "as-is") {
+      this.produced.add(desc.digest);
+      return this.inner.blob(desc, data);
+    }
+    const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${out.recipe.encoder})`;
+    const regen = regenerateGzip(out.recipe);
+    const check = new DigestStream(out.original, what);
+    data.on("error", (err) => regen.destroy(err));
+    regen.on("error", (err) => check.destroy(err));
+    await this.inner.blob(out.original, data.pipe(regen).pipe(check));
+    this.produced.add(out.original.digest);
+  }
+
+  async commit(): Promise<void> {
+    for (const d of this.expectedOutputs) {
+      if (!this.produced.has(d))
+        throw new Error(`bundle: layer ${d} could not be restored (its source blob is missing)`);
+    }
+    await this.cleanup();
+    return this.inner.commit();
+  }
+
+  async abort(): Promise<void> {
+    await this.cleanup();
+    return this.inner.abort();
+  }
+
+  private async cleanup(): Promise<void> {
+    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
+  }
+}

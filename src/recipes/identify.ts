@@ -1,0 +1,165 @@
+import { createHash, type Hash } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
+import { Writable } from "node:stream";
+import type { Candidate, RawDeflateEncoder } from "./encoders";
+import { crc32Update } from "./crc32";
+import { gzipTrailer, parseGzipHeader } from "./gzip-header";
+
+/** How a gzip blob can be rebuilt from its uncompressed tar: stored in airpack.json per layer. */
+export interface GzipRecipe {
+  format: "gzip";
+  /** Candidate id, e.g. "go-flate-6". */
+  encoder: string;
+  family: string;
+  level: number;
+  versions: string;
+  /** The exact gzip header bytes (base64). */
+  header: string;
+}
+
+const READ_CHUNK = 1 << 20;
+
+/** Compares one candidate's output with the original deflate body as it is produced. */
+class Trial {
+  alive = true;
+  private produced = 0;
+  private readonly buf = Buffer.alloc(READ_CHUNK);
+  private bufStart = 0;
+  private bufLen = 0;
+  readonly encoder: RawDeflateEncoder;
+  readonly hash: Hash = createHash("sha256");
+
+  constructor(
+    readonly candidate: Candidate,
+    private readonly fd: number,
+    header: Buffer,
+    private readonly bodyLength: number,
+  ) {
+    this.bodyStart = header.length;
+    this.hash.update(header);
+    this.encoder = candidate.create((out) => this.compare(out));
+  }
+
+  private readonly bodyStart: number;
+
+  private compare(out: Uint8Array): void {
+    if (!this.alive) return;
+    if (this.produced + out.length > this.bodyLength) {
+      this.alive = false;
+      return;
+    }
+    let i = 0;
+    while (i < out.length) {
+      const pos = this.produced + i;
+      if (pos < this.bufStart || pos >= this.bufStart + this.bufLen) {
+        this.bufStart = pos;
+        this.bufLen = readSync(this.fd, this.buf, 0, Math.min(READ_CHUNK, this.bodyLength - pos), this.bodyStart + pos);
+      }
+      const n = Math.min(out.length - i, this.bufStart + this.bufLen - pos);
+      const off = pos - this.bufStart;
+      if (Buffer.compare(out.subarray(i, i + n), this.buf.subarray(off, off + n)) !== 0) {
+        this.alive = false;
+        return;
+      }
+      i += n;
+    }
+    this.hash.update(out);
+    this.produced += out.length;
+  }
+
+  get complete(): boolean {
+    return this.alive && this.produced === this.bodyLength;
+  }
+}
+
+/**
+ * Feed it the uncompressed layer; it runs every candidate encoder side by side, dropping each at
+ * its first differing byte. `result()` names the candidate that reproduced the whole blob, after
+ * checking the rebuilt blob's sha256 against the original digest.
+ */
+export class GzipIdentifier extends Writable {
+  private readonly trials: Trial[] = [];
+  private readonly fd: number;
+  private header: Buffer = Buffer.alloc(0);
+  private fdClosed = false;
+  private crc = 0;
+  private size = 0;
+  private match?: GzipRecipe;
+
+  constructor(
+    originalFile: string,
+    private readonly original: { digest: string; size: number },
+    candidates: Candidate[],
+  ) {
+    super({ highWaterMark: 1 << 20 });
+    this.fd = openSync(originalFile, "r");
+    const head = Buffer.alloc(Math.min(64 * 1024, original.size));
+    readSync(this.fd, head, 0, head.length, 0);
+    const info = parseGzipHeader(head);
+    if (!info || original.size < info.length + 8) return;
+    this.header = head.subarray(0, info.length);
+    const bodyLength = original.size - info.length - 8;
+    for (const c of candidates) this.trials.push(new Trial(c, this.fd, this.header, bodyLength));
+  }
+
+  /** True while some candidate still matches (callers may stop feeding when false). */
+  get hopeful(): boolean {
+    return this.trials.some((t) => t.alive);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.crc = crc32Update(this.crc, chunk);
+    this.size += chunk.length;
+    try {
+      for (const t of this.trials) if (t.alive) t.encoder.write(chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    try {
+      for (const t of this.trials) if (t.alive) t.encoder.end();
+      const trailer = gzipTrailer(this.crc, this.size);
+      const tail = Buffer.alloc(8);
+      readSync(this.fd, tail, 0, 8, this.original.size - 8);
+      if (Buffer.compare(trailer, tail) === 0) {
+        for (const t of this.trials) {
+          if (!t.complete) continue;
+          // Only a rebuild whose sha256 equals the manifest's digest counts.
+          if (`sha256:${t.hash.update(trailer).digest("hex")}` !== this.original.digest) continue;
+          this.match = {
+            format: "gzip",
+            encoder: t.candidate.id,
+            family: t.candidate.family,
+            level: t.candidate.level,
+            versions: t.candidate.versions,
+            header: this.header.toString("base64"),
+          };
+          break;
+        }
+      }
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    } finally {
+      this.close();
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.close();
+    cb(err);
+  }
+
+  private close(): void {
+    if (this.fdClosed) return;
+    this.fdClosed = true;
+    closeSync(this.fd);
+  }
+
+  result(): GzipRecipe | undefined {
+    return this.match;
+  }
+}

@@ -1,0 +1,82 @@
+import { PassThrough } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { diffIdCheck, type ConvertOptions, type LayerResult } from "../compression/convert";
+import { decompressStream } from "../compression/codecs";
+import type { Descriptor } from "../oci/descriptor";
+import { shortDigest, type Digest } from "../oci/digest";
+import { layerMediaType, mediaTypeInfo } from "../oci/mediatypes";
+import type { Store } from "../transports/store";
+import { meter } from "../util/progress";
+import { allSettledOrThrow } from "../util/pool";
+import { allCandidates } from "./encoders";
+import { GzipIdentifier, type GzipRecipe } from "./identify";
+
+const RECIPE_RECORD = "recipe";
+const NO_MATCH = "kept: original (no matching encoder)";
+
+/**
+ * --layers uncompressed with digests preserved: decompress the (stored, verified) gzip layer once;
+ * the uncompressed tar goes into the store under its diff_id while every candidate encoder
+ * re-compresses it and is compared byte by byte with the original. A match gives a recipe; no
+ * match keeps the original blob, so the image's digests are preserved either way.
+ */
+export async function preserveGzipLayer(
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest,
+  what: string,
+  opts: ConvertOptions,
+  uncompressedSize: number | undefined,
+): Promise<LayerResult> {
+  const info = mediaTypeInfo(layer.mediaType);
+  const uncompressedType = layerMediaType(opts.family, "none", info?.nonDistributable);
+  const prior = await store.readRecord(layer.digest, RECIPE_RECORD);
+  const asStored = (recipe: GzipRecipe, size: number): LayerResult => ({
+    descriptor: {
+      mediaType: uncompressedType,
+      digest: diffId,
+      size,
+      ...(layer.annotations ? { annotations: layer.annotations } : {}),
+    },
+    action: "converted",
+    uncompressedSize: size,
+    recipe,
+  });
+  if (prior) {
+    if (prior.recipe === null)
+      return {
+        descriptor: layer,
+        action: "copied",
+        keptReason: NO_MATCH,
+        ...(uncompressedSize !== undefined ? { uncompressedSize } : {}),
+      };
+    if (await store.hasBlob({ digest: diffId, size: Number(prior.size) }))
+      return asStored(prior.recipe as GzipRecipe, Number(prior.size));
+  }
+
+  const identifier = new GzipIdentifier(store.blobFile(layer), layer, allCandidates());
+  const check = diffIdCheck(diffId, what);
+  const tee = new PassThrough({ highWaterMark: 1 << 20 });
+  const decompressed = pipeline(
+    await store.blob(layer, what, opts.signal),
+    meter(`recipe:${layer.digest}`, `id ${shortDigest(layer.digest).slice(7, 15)}`, layer.size, opts.onProgress),
+    decompressStream("gzip", what),
+    check,
+    tee,
+  );
+  decompressed.catch(() => undefined);
+  const toStore = new PassThrough({ highWaterMark: 1 << 20 });
+  const toIdentify = new PassThrough({ highWaterMark: 1 << 20 });
+  tee.pipe(toStore);
+  tee.pipe(toIdentify);
+  const [, stored] = await allSettledOrThrow([
+    decompressed,
+    store.ingest(toStore, [], opts.signal),
+    pipeline(toIdentify, identifier),
+  ] as const);
+  if (stored.digest !== diffId) throw new Error(`${what}: uncompressed content does not match the config's diff_id`);
+  const recipe = identifier.result();
+  await store.writeRecord(layer.digest, RECIPE_RECORD, { recipe: recipe ?? null, size: stored.size });
+  if (!recipe) return { descriptor: layer, action: "copied", uncompressedSize: stored.size, keptReason: NO_MATCH };
+  return asStored(recipe, stored.size);
+}
