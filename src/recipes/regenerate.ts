@@ -5,38 +5,43 @@ import { gzipTrailer } from "./gzip-header";
 import type { GzipRecipe } from "./identify";
 
 /** Uncompressed tar in, the original gzip blob out (the caller verifies its digest). */
-export function regenerateGzip(recipe: GzipRecipe): Transform {
-  const candidate = candidateById(recipe.encoder);
-  if (!candidate) {
-    throw new Error(`recipe needs encoder "${recipe.encoder}", which this airpack does not have; upgrade airpack`);
+class GzipRegenerator extends Transform {
+  private crc = 0;
+  private size = 0;
+  private readonly encoder: RawDeflateEncoder;
+
+  constructor(recipe: GzipRecipe) {
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    const candidate = candidateById(recipe.encoder);
+    if (!candidate) {
+      throw new Error(`recipe needs encoder "${recipe.encoder}", which this airpack does not have; upgrade airpack`);
+    }
+    this.encoder = candidate.create((out) => this.push(Buffer.from(out.buffer, out.byteOffset, out.byteLength)));
+    this.push(Buffer.from(recipe.header, "base64"));
   }
-  let crc = 0;
-  let size = 0;
-  let encoder: RawDeflateEncoder;
-  const stream = new Transform({
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      crc = crc32Update(crc, chunk);
-      size += chunk.length;
-      try {
-        encoder.write(chunk);
-        cb();
-      } catch (err) {
-        cb(err as Error);
-      }
-    },
-    flush(cb: TransformCallback) {
-      try {
-        encoder.end();
-        stream.push(gzipTrailer(crc, size));
-        cb();
-      } catch (err) {
-        cb(err as Error);
-      }
-    },
-  });
-  encoder = candidate.create((out) => stream.push(Buffer.from(out)));
-  stream.push(Buffer.from(recipe.header, "base64"));
-  return stream;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.crc = crc32Update(this.crc, chunk);
+    this.size += chunk.length;
+    try {
+      this.encoder.write(chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.encoder.end();
+      this.push(gzipTrailer(this.crc, this.size));
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+}
+
+export function regenerateGzip(recipe: GzipRecipe): Transform {
+  return new GzipRegenerator(recipe);
 }
