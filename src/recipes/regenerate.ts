@@ -16,7 +16,8 @@ class GzipRegenerator extends Transform {
     if (!candidate) {
       throw new Error(`recipe needs encoder "${recipe.encoder}", which this airpack does not have; upgrade airpack`);
     }
-    this.encoder = candidate.create((out) => this.push(Buffer.from(out.buffer, out.byteOffset, out.byteLength)));
+    // Copied: encoders may reuse their output buffers once the callback returns.
+    this.encoder = candidate.create((out) => this.push(Buffer.from(out)));
     this.push(Buffer.from(recipe.header, "base64"));
   }
 
