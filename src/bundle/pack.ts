@@ -32,7 +32,7 @@ export interface PackResult {
   foreign: Descriptor[];
 }
 
-function toBundleImage(r: ImageReport): BundleImage {
+function toBundleImage(r: ImageReport, preserved: boolean): BundleImage {
   return {
     name: r.name,
     source: r.source,
@@ -65,7 +65,7 @@ function toBundleImage(r: ImageReport): BundleImage {
         ...(l.keptReason ? { kept: l.keptReason } : {}),
       })),
     })),
-    ...(r.originals.length > 0
+    ...(preserved
       ? { restored: { digest: r.restored.digest, mediaType: r.restored.mediaType, size: r.restored.size } }
       : {}),
     skipped: r.skipped,
@@ -112,7 +112,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     tool: `airpack ${toolVersion()}`,
     created: created.toISOString(),
     layers: opts.layers,
-    images: reports.map(toBundleImage),
+    images: reports.map((r) => toBundleImage(r, opts.preserveDigests === true)),
     extraBlobs,
   };
   const { stream, done } = layoutTar(store, named, {

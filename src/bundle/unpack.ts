@@ -13,6 +13,7 @@ import { UsageError } from "../transports/parse";
 import type { ProgressListener } from "../util/progress";
 import { planLayout } from "./plan";
 import { RestoringSink } from "./restore";
+import type { BundleMetadata } from "./format";
 import { writePlan } from "./writer";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
@@ -91,6 +92,7 @@ export interface LayerSummary {
   compression: string;
   size: number;
   uncompressedSize?: number;
+  /** kept | converted | foreign, or "recipe: <encoder>" / "kept: original (…)" in digest-preserving bundles. */
   mode: string;
 }
 
@@ -110,6 +112,8 @@ export interface BundleSummary {
   layersMode?: string;
   images: ImageSummary[];
   totals: { blobs: number; layerBytes: number; uncompressedBytes: number; uncompressedKnown: boolean };
+  /** Digest-preserving bundles: how many gzip layers got a recipe, and the original layer bytes. */
+  recipes?: { gzipLayers: number; withRecipe: number; recipeBytes: number; originalLayerBytes: number };
   verified: boolean;
 }
 
@@ -120,10 +124,8 @@ export function summarize(contents: BundleContents): BundleSummary {
   for (const img of meta?.images ?? []) {
     for (const m of img.manifests) {
       m.layers.forEach((l, i) => {
-        const info = {
-          mode: l.mode,
-          ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}),
-        };
+        const mode = l.recipe ? `recipe: ${l.recipe.encoder}` : l.kept ? l.kept.replace(/^(?!kept)/, "kept: ") : l.mode;
+        const info = { mode, ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}) };
         layerInfo.set(`${m.digest}/${i}`, info);
         if (!layerInfo.has(l.digest)) layerInfo.set(l.digest, info);
       });
@@ -177,13 +179,35 @@ export function summarize(contents: BundleContents): BundleSummary {
       skipped: metaImage?.skipped ?? [],
     };
   });
+  const recipes = recipeTotals(meta);
   return {
     format: contents.format,
+    ...(recipes ? { recipes } : {}),
     ...(meta ? { tool: meta.tool, created: meta.created, layersMode: meta.layers } : {}),
     images,
     totals,
     verified: !contents.partial,
   };
+}
+
+function recipeTotals(meta: BundleMetadata | undefined): BundleSummary["recipes"] {
+  if (!meta?.images.some((i) => i.restored)) return undefined;
+  const seen = new Set<string>();
+  const t = { gzipLayers: 0, withRecipe: 0, recipeBytes: 0, originalLayerBytes: 0 };
+  for (const img of meta.images) {
+    for (const l of img.manifests.flatMap((m) => m.layers)) {
+      if (seen.has(l.source.digest)) continue;
+      seen.add(l.source.digest);
+      t.originalLayerBytes += l.source.size;
+      if (!l.source.mediaType.endsWith("gzip")) continue;
+      t.gzipLayers++;
+      if (l.recipe) {
+        t.withRecipe++;
+        t.recipeBytes += JSON.stringify(l.recipe).length;
+      }
+    }
+  }
+  return t;
 }
 
 function platformOf(

@@ -50,7 +50,7 @@ function abortOnSignals(): AbortSignal {
   return controller.signal;
 }
 
-function printSummary(s: BundleSummary): void {
+function printSummary(s: BundleSummary, bundleBytes?: number): void {
   const rows: string[][] = [["IMAGE", "PLATFORM", "LAYER", "TYPE", "SIZE", "UNCOMPRESSED", "PACKED AS"]];
   for (const img of s.images) {
     for (const p of img.platforms) {
@@ -77,6 +77,17 @@ function printSummary(s: BundleSummary): void {
       (s.tool ? `; made by ${s.tool} at ${s.created}` : "") +
       "\n",
   );
+  if (s.recipes) {
+    const r = s.recipes;
+    const pct = (a: number, b: number): string => (b === 0 ? "-" : `${((100 * a) / b).toFixed(0)}%`);
+    const saved =
+      bundleBytes !== undefined
+        ? `; bundle is ${pct(r.originalLayerBytes - bundleBytes, r.originalLayerBytes)} smaller than the original layers`
+        : "";
+    process.stdout.write(
+      `digests preserved: ${r.withRecipe}/${r.gzipLayers} gzip layers (${pct(r.withRecipe, r.gzipLayers)}) have recipes (${r.recipeBytes} bytes)${saved}\n`,
+    );
+  }
   for (const img of s.images) {
     for (const sk of img.skipped)
       process.stdout.write(`note: ${img.name}: left out ${sk.platform} ${sk.digest.slice(0, 19)}… (${sk.reason})\n`);
@@ -348,8 +359,9 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           .example("$0 inspect site.tar.xz --json | jq '.images[].name'", "for scripts"),
       async (a) => {
         const s = await inspect(a.bundle || "-", a.verify);
-        if (a.json) printJson(s);
-        else printSummary(s);
+        const bytes = a.bundle && a.bundle !== "-" ? (await stat(a.bundle)).size : undefined;
+        if (a.json) printJson({ ...s, ...(bytes !== undefined ? { bundleBytes: bytes } : {}) });
+        else printSummary(s, bytes);
       },
     )
     .command(
