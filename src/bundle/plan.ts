@@ -98,14 +98,17 @@ async function dockerEntries(
       RepoTags: [],
       Layers: m.layers.map((l) => blobPath(l)),
     };
-    entry.RepoTags.push(dockerTag(image.name));
+    const tag = dockerTag(image.name);
+    if (tag) entry.RepoTags.push(tag);
     byManifest.set(chosen.digest, entry);
   }
   return [...byManifest.values()];
 }
 
 /** docker shows docker.io/library/x as x; keep other registries as they are. Digest-only names get no tag. */
-function dockerTag(name: string): string {
-  const noDigest = name.replace(/@sha256:[a-f0-9]{64}$/, "");
-  return noDigest.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
+export function dockerTag(name: string): string | undefined {
+  if (name.includes("@")) return undefined;
+  const lastSlash = name.lastIndexOf("/");
+  if (name.lastIndexOf(":") <= lastSlash) return undefined;
+  return name.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
 }

@@ -231,6 +231,8 @@ export class BlockWriter {
   private countTokens(tokens: Int32Array, count: number): [number, number] {
     const lf = this.litFreq;
     const df = this.distFreq;
+    const lengthCode = LENGTH_CODE;
+    const distCode = DIST_CODE;
     lf.fill(0);
     df.fill(0);
     for (let i = 0; i < count; i++) {
@@ -238,8 +240,8 @@ export class BlockWriter {
       if (t < MATCH_FLAG) {
         lf[t]++;
       } else {
-        lf[FIRST_LENGTH_CODE + LENGTH_CODE[(t >>> LENGTH_SHIFT) & 0xff]!]++;
-        df[DIST_CODE[t & OFFSET_MASK]!]++;
+        lf[FIRST_LENGTH_CODE + lengthCode[(t >>> LENGTH_SHIFT) & 0xff]!]++;
+        df[distCode[t & OFFSET_MASK]!]++;
       }
     }
     lf[END_OF_BLOCK]++;
@@ -352,6 +354,12 @@ export class BlockWriter {
     const ll = lit.lens;
     const dc = dist.codes;
     const dl = dist.lens;
+    const lengthCode = LENGTH_CODE;
+    const lengthExtra = LENGTH_EXTRA;
+    const lengthBase = LENGTH_BASE;
+    const distCode = DIST_CODE;
+    const distExtra = DIST_EXTRA;
+    const distBase = DIST_BASE;
     const buf = this.buf;
     let pos = this.pos;
     let acc = this.acc;
@@ -370,7 +378,7 @@ export class BlockWriter {
         continue;
       }
       const xlen = (t >>> LENGTH_SHIFT) & 0xff;
-      const lcode = LENGTH_CODE[xlen]!;
+      const lcode = lengthCode[xlen]!;
       const sym = FIRST_LENGTH_CODE + lcode;
       acc |= lc[sym]! << nacc;
       nacc += ll[sym]!;
@@ -380,9 +388,9 @@ export class BlockWriter {
         acc >>>= 16;
         nacc -= 16;
       }
-      const lextra = LENGTH_EXTRA[lcode]!;
+      const lextra = lengthExtra[lcode]!;
       if (lextra > 0) {
-        acc |= (xlen - LENGTH_BASE[lcode]!) << nacc;
+        acc |= (xlen - lengthBase[lcode]!) << nacc;
         nacc += lextra;
         if (nacc >= 16) {
           buf[pos++] = acc;
@@ -392,7 +400,7 @@ export class BlockWriter {
         }
       }
       const xoff = t & OFFSET_MASK;
-      const dcode = DIST_CODE[xoff]!;
+      const dcode = distCode[xoff]!;
       acc |= dc[dcode]! << nacc;
       nacc += dl[dcode]!;
       if (nacc >= 16) {
@@ -401,9 +409,9 @@ export class BlockWriter {
         acc >>>= 16;
         nacc -= 16;
       }
-      const dextra = DIST_EXTRA[dcode]!;
+      const dextra = distExtra[dcode]!;
       if (dextra > 0) {
-        acc |= (xoff - DIST_BASE[dcode]!) << nacc;
+        acc |= (xoff - distBase[dcode]!) << nacc;
         nacc += dextra;
         if (nacc >= 16) {
           buf[pos++] = acc;

@@ -63,7 +63,7 @@ export class FastMatcher {
       // Snappy's skipping heuristic: after 32 misses look at every 2nd byte, then every 3rd, ...
       let skip = 32;
       let nextS = s;
-      let candOff = 0;
+      let candOff: number;
       for (;;) {
         s = nextS;
         const stride = skip >> 5;

@@ -25,23 +25,28 @@ export class HuffmanCode {
   // Scratch space, kept to avoid allocating per block.
   private readonly sortKeys: Float64Array;
   private readonly sortedSyms: Int32Array;
-  private readonly sortedFreq: Float64Array;
+  private readonly sortedFreq: Int32Array;
   private readonly chunk: Int32Array;
   private readonly perLength = new Int32Array(LEVELS);
-  private readonly lastWeight = new Float64Array(LEVELS);
-  private readonly nextLeaf = new Float64Array(LEVELS);
-  private readonly nextPair = new Float64Array(LEVELS);
+  private readonly lastWeight = new Int32Array(LEVELS);
+  private readonly nextLeaf = new Int32Array(LEVELS);
+  private readonly nextPair = new Int32Array(LEVELS);
   private readonly owed = new Int32Array(LEVELS);
-  /** leaves[level * LEVELS + j]: leaves left of the level-j ancestor of level's last node. */
-  private readonly leaves = new Int32Array(LEVELS * LEVELS);
+  /** Newest node of each level, as a cell index. */
+  private readonly chainHead = new Int32Array(LEVELS);
+  private readonly cellCount: Int32Array;
+  private readonly cellNext: Int32Array;
 
   constructor(readonly size: number) {
     this.lens = new Uint8Array(size);
     this.codes = new Uint16Array(size);
     this.sortKeys = new Float64Array(size);
     this.sortedSyms = new Int32Array(size + 1);
-    this.sortedFreq = new Float64Array(size + 1);
+    this.sortedFreq = new Int32Array(size + 1);
     this.chunk = new Int32Array(size);
+    // Each level creates at most 2 * size nodes.
+    this.cellCount = new Int32Array(2 * size * LEVELS + LEVELS);
+    this.cellNext = new Int32Array(2 * size * LEVELS + LEVELS);
   }
 
   /** A code with the given fixed lengths (used for the RFC's fixed Huffman block). */
@@ -109,28 +114,37 @@ export class HuffmanCode {
     this.assign(used);
   }
 
-  /** Fill perLength[1..maxBits'] with the number of symbols of each code length. */
+  /**
+   * Fill perLength[1..maxBits'] with the number of symbols of each code length.
+   *
+   * What each level has to remember about its newest node is the number of leaves to the left of
+   * that node and of each of its ancestors one level down, two levels down, ... When a level
+   * takes a package from the level below, it inherits that level's whole ancestry. Go copies the
+   * counts; here every node is an immutable (leafCount, ancestor) cell in a pool, so taking a
+   * package is O(1) and only the top level's final chain is walked at the end.
+   */
   private countLengths(n: number, requestedMaxBits: number): void {
     const w = this.sortedFreq;
     const last = this.lastWeight;
     const leaf = this.nextLeaf;
     const pair = this.nextPair;
     const owed = this.owed;
-    const leaves = this.leaves;
+    const head = this.chainHead;
+    const cellCount = this.cellCount;
+    const cellNext = this.cellNext;
     // A tree over n leaves is never deeper than n - 1.
     const maxBits = Math.min(requestedMaxBits, n - 1);
     this.perLength.fill(0);
-    leaves.fill(0);
     owed.fill(0);
-    last.fill(0);
-    leaf.fill(0);
-    pair.fill(0);
+    let cells = 0;
     for (let lv = 1; lv <= maxBits; lv++) {
       // Every level starts as if its two cheapest leaves were already placed.
       last[lv] = w[1]!;
       leaf[lv] = w[2]!;
       pair[lv] = lv === 1 ? INF : w[0]! + w[1]!;
-      leaves[lv * LEVELS + lv] = 2;
+      cellCount[cells] = 2;
+      cellNext[cells] = -1;
+      head[lv] = cells++;
     }
     // The top level must produce 2n - 2 nodes in total; two are already there.
     owed[maxBits] = 2 * n - 4;
@@ -139,23 +153,28 @@ export class HuffmanCode {
     for (;;) {
       if (pair[lv] === INF && leaf[lv] === INF) {
         // Nothing left to take here: retire this level for good.
+        if (lv >= maxBits) throw new Error("goflate: huffman construction ran out of nodes");
         owed[lv] = 0;
         pair[lv + 1] = INF;
         lv++;
         continue;
       }
       const before = last[lv]!;
+      const mine = head[lv]!;
       if (leaf[lv]! < pair[lv]!) {
-        const k = leaves[lv * LEVELS + lv]! + 1;
+        const k = cellCount[mine]! + 1;
         last[lv] = leaf[lv]!;
-        leaves[lv * LEVELS + lv] = k;
         leaf[lv] = w[k]!;
+        cellCount[cells] = k;
+        cellNext[cells] = cellNext[mine]!;
       } else {
         // Take a package from the level below; it then owes us two fresh nodes.
         last[lv] = pair[lv]!;
-        leaves.copyWithin(lv * LEVELS, (lv - 1) * LEVELS, (lv - 1) * LEVELS + lv);
+        cellCount[cells] = cellCount[mine]!;
+        cellNext[cells] = head[lv - 1]!;
         owed[lv - 1] = 2;
       }
+      head[lv] = cells++;
       if (--owed[lv] === 0) {
         if (lv === maxBits) break;
         pair[lv + 1] = before + last[lv]!;
@@ -164,12 +183,15 @@ export class HuffmanCode {
         while (owed[lv - 1]! > 0) lv--;
       }
     }
-    if (leaves[maxBits * LEVELS + maxBits] !== n) throw new Error("goflate: huffman leaf count mismatch");
-
-    const top = maxBits * LEVELS;
+    // Walk the top chain: leaves left of the ancestor at each depth.
+    let cell = head[maxBits]!;
+    if (cellCount[cell] !== n) throw new Error("goflate: huffman leaf count mismatch");
     let bits = 1;
     for (let level = maxBits; level > 0; level--) {
-      this.perLength[bits++] = leaves[top + level]! - leaves[top + level - 1]!;
+      const next = cellNext[cell]!;
+      const below = next < 0 ? 0 : cellCount[next]!;
+      this.perLength[bits++] = cellCount[cell]! - below;
+      cell = next;
     }
   }
 
