@@ -2,18 +2,17 @@
  * A byte-exact re-implementation of the encoder in Go's compress/flate (Go 1.7 through 1.26 share
  * this logic), so that streams written by Go programs can be reproduced from their input.
  *
- * Write() follows Go's loop exactly — "process what the window holds, then top the window up" —
- * so a sequence of write() calls gives the same bytes as the same sequence of Go Write calls.
- * The output also does not depend on how the input is split, only on where flush() is called:
- *   - levels 0, 1 and -2 emit a block each time a 65535-byte buffer fills, and the step that
- *     encodes it only runs when the buffer is full (or on flush/close);
- *   - levels 2-9 only look at a position while at least 262 bytes follow it (enough for a
- *     maximal match plus the hash lookahead), so every decision sees the same bytes however
- *     the input arrived. The window slides at the first top-up after position 65274 has been
- *     reached; with tiny writes that can be one position earlier than with large writes, which
- *     would only matter if that exact position ended a 16384-token block spanning more than
- *     32 KiB of input *and* storing it raw were cheaper than Huffman coding it — contradictory
- *     conditions in practice (a 16K-token block over 32K+ bytes has long matches).
+ * write() follows Go's Write loop ("process what the window holds, then top the window up"), so
+ * the same sequence of calls gives the same bytes. Without flush() the output does not depend on
+ * how the input is split at all, in Go or here:
+ *   - levels 0, 1 and -2 encode a block only when their 65535-byte buffer is full (or at the end);
+ *   - levels 2-9 only decide about a position while at least 262 bytes follow it (a maximal match
+ *     plus hash lookahead), so every decision sees the same bytes however the input arrived.
+ *     The one split-dependent event is when the window slides: with small writes it can happen
+ *     just before, with large writes just after, the token that fills a 16384-token block. In the
+ *     first case that block can no longer be stored raw. But such a block covers more than 32 KiB,
+ *     i.e. at least 16K bytes beyond one per token, and then even the fixed Huffman code is
+ *     cheaper than storing, so the choice — and the output — is the same either way.
  * flush() (Go's Flush, zlib's Z_SYNC_FLUSH) encodes everything buffered, with the shorter
  * lookahead available, and appends an empty stored block, so it does change the output.
  */
