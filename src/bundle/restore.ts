@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Annotation, encodeJson, parseJson, type Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
-import { regenerateGzip } from "../recipes/regenerate";
+import { regenerateGzipThreaded } from "../recipes/threaded";
 import type { GzipRecipe } from "../recipes/identify";
 import { blobPath } from "../transports/layout";
 import { streamToFile } from "../util/atomic";
@@ -142,7 +142,7 @@ export class RestoringSink implements UnpackSink {
       return this.inner.blob(desc, data);
     }
     const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${out.recipe.encoder})`;
-    const regen = regenerateGzip(out.recipe);
+    const regen = regenerateGzipThreaded(out.recipe);
     const check = new DigestStream(out.original, what);
     data.on("error", (err) => regen.destroy(err));
     regen.on("error", (err) => check.destroy(err));
