@@ -41,6 +41,12 @@ export async function writeOutput(data: Readable, out: string, opts: OutputOptio
     await pipeline(data, compressor, counter, process.stdout as Writable, signalOpt);
     return { bytes };
   }
+  // Devices and pipes (/dev/null, a FIFO) are written in place: renaming over them would replace them.
+  const existing = await stat(out).catch(() => undefined);
+  if (existing && !existing.isFile() && !existing.isDirectory()) {
+    await pipeline(data, compressor, counter, createWriteStream(out, { flags: "w" }), signalOpt);
+    return { bytes };
+  }
   const tmp = tempSibling(out);
   try {
     const file = createWriteStream(tmp, { flags: "wx", mode: 0o644 });

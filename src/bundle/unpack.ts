@@ -126,7 +126,8 @@ export function summarize(contents: BundleContents): BundleSummary {
       m.layers.forEach((l, i) => {
         const mode = l.recipe ? `recipe: ${l.recipe.encoder}` : l.kept ? l.kept.replace(/^(?!kept)/, "kept: ") : l.mode;
         const info = { mode, ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}) };
-        layerInfo.set(`${m.digest}/${i}`, info);
+        // Keyed by image too: two images can convert to the same manifest from different originals.
+        layerInfo.set(`${img.name} ${m.digest}/${i}`, info);
         if (!layerInfo.has(l.digest)) layerInfo.set(l.digest, info);
       });
     }
@@ -157,7 +158,7 @@ export function summarize(contents: BundleContents): BundleSummary {
         platform: formatPlatform(leaf.platform ?? platformOf(contents, leaf.digest)),
         digest: leaf.digest,
         layers: contents.manifests.get(leaf.digest)!.layers.map((l, i) => {
-          const info = layerInfo.get(`${leaf.digest}/${i}`) ?? layerInfo.get(l.digest);
+          const info = layerInfo.get(`${name} ${leaf.digest}/${i}`) ?? layerInfo.get(l.digest);
           const compression = layerCompression(l.mediaType) ?? "other";
           const uncompressedSize = compression === "none" ? l.size : info?.uncompressedSize;
           if (!counted.has(l.digest)) {

@@ -1,4 +1,6 @@
 import { Deflate } from "pako";
+import { GoDeflater } from "../compression/goflate";
+import { createPgzipDeflate } from "../compression/pgzip";
 
 /** A streaming raw-deflate encoder; output goes to the callback given at creation. */
 export interface RawDeflateEncoder {
@@ -43,16 +45,51 @@ function zlibCandidate(level: number): Candidate {
   };
 }
 
+/** Go compress/flate (Go 1.8–1.26; BuildKit pins the 1.26 writer): BuildKit, docker push, containerd, old pgzip. */
+function goFlateCandidate(level: number): Candidate {
+  return {
+    id: `go-flate-${level}`,
+    family: "go-flate",
+    level,
+    versions: "Go 1.8 – 1.26 compress/flate (BuildKit pins the 1.26 writer)",
+    create(onData) {
+      const d = new GoDeflater(level);
+      return {
+        write(chunk) {
+          for (const out of d.write(chunk)) onData(out);
+        },
+        end() {
+          for (const out of d.closeChunks()) onData(out);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * klauspost/pgzip on klauspost/compress flate: containers/image (podman, buildah, skopeo; default level 5)
+ * and go-containerregistry (crane, ko, kaniko; level 1). 1 MiB blocks whatever the write sizes.
+ */
+function pgzipCandidate(level: number): Candidate {
+  return {
+    id: `pgzip-1MiB-l${level}`,
+    family: "pgzip",
+    level,
+    versions: "klauspost/pgzip 1.2.5 + klauspost/compress 1.15.12 (1 MiB blocks, 16 KiB dictionary)",
+    create(onData) {
+      return createPgzipDeflate(level, undefined, onData);
+    },
+  };
+}
+
 type Factory = () => Candidate[];
 
-/** Families in order of real-world weight (GUIDE §4). */
-const families: Factory[] = [() => [6, 1, 9, 5, 4, 3, 2, 7, 8].map(zlibCandidate)];
-
-/** Register an encoder family (used by encoders that live in their own module). */
-export function registerFamily(factory: Factory, first = false): void {
-  if (first) families.unshift(factory);
-  else families.push(factory);
-}
+/** Families in order of real-world weight (GUIDE §4); levels in order of how often tools use them. */
+const families: Factory[] = [
+  () => [6, 9, 1, 5, 4, 3, 2, 7, 8, -2, 0].map(goFlateCandidate),
+  () => [5, 1, 6, 9, 4, 3, 2, 7, 8].map(pgzipCandidate),
+  () => [6, 1, 9, 5, 4, 3, 2, 7, 8].map(zlibCandidate),
+];
 
 export function allCandidates(): Candidate[] {
   return families.flatMap((f) => f());

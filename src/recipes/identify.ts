@@ -2,7 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { Writable } from "node:stream";
 import type { Candidate, RawDeflateEncoder } from "./encoders";
-import { crc32Update } from "./crc32";
+import { crc32 } from "../compression/goflate";
 import { gzipTrailer, parseGzipHeader } from "./gzip-header";
 
 /** How a gzip blob can be rebuilt from its uncompressed tar: stored in airpack.json per layer. */
@@ -108,7 +108,7 @@ export class GzipIdentifier extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.crc = crc32Update(this.crc, chunk);
+    this.crc = crc32(chunk, this.crc);
     this.size += chunk.length;
     try {
       for (const t of this.trials) if (t.alive) t.encoder.write(chunk);

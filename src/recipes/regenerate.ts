@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from "node:stream";
 import { candidateById, type RawDeflateEncoder } from "./encoders";
-import { crc32Update } from "./crc32";
+import { crc32 } from "../compression/goflate";
 import { gzipTrailer } from "./gzip-header";
 import type { GzipRecipe } from "./identify";
 
@@ -22,7 +22,7 @@ class GzipRegenerator extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.crc = crc32Update(this.crc, chunk);
+    this.crc = crc32(chunk, this.crc);
     this.size += chunk.length;
     try {
       this.encoder.write(chunk);

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { candidateById } from "./encoders";
-import { crc32Update } from "./crc32";
+import { crc32 } from "../compression/goflate";
 import { gzipTrailer } from "./gzip-header";
 import type { GzipRecipe } from "./identify";
 
@@ -31,7 +31,7 @@ if (port) {
     port.on("message", (msg: ToWorker) => {
       try {
         if (msg.type === "data") {
-          crc = crc32Update(crc, msg.chunk);
+          crc = crc32(msg.chunk, crc);
           size += msg.chunk.length;
           encoder.write(msg.chunk);
           send({ type: "ack" });

@@ -26,6 +26,7 @@ import { inspectBundle, pushFixture, registryDigest } from "../helpers/registry-
 import { readTar, writeTar } from "../helpers/tar";
 
 const TIMEOUT = 240_000;
+const PGZIP_LEVELS = [1, 5, 9];
 
 interface Peers {
   reg: Registry;
@@ -60,11 +61,28 @@ describe("digest-preserving uncompressed bundles", () => {
     ]);
     await pushFixture(sk, "mixed", `${host}/test/mixed:1`);
     await pushFixture(sk, "multi", `${host}/test/multi:1`);
-    for (const ref of ["zlib:1", "mixed:1", "multi:1"])
-      served.set(ref, await registryDigest(sk, `${host}/test/${ref}`));
+    // containers/image's real pgzip writer: skopeo recompresses the uncompressed fixture at each level.
+    // A fresh skopeo per push, so its blob-info cache cannot hand back an earlier compressed variant.
+    for (const level of PGZIP_LEVELS) {
+      const fresh = await createSkopeo();
+      try {
+        const src = `oci:${path.join(REPO_ROOT, "fixtures", "out", "oci")}:uncompressed`;
+        await fresh.copy(src, `docker://${host}/test/pgzip${level}:1`, [
+          "--dest-tls-verify=false",
+          "--dest-compress-format",
+          "gzip",
+          "--dest-compress-level",
+          String(level),
+        ]);
+      } finally {
+        await fresh.cleanup();
+      }
+    }
+    const refs = ["zlib:1", "mixed:1", "multi:1", ...PGZIP_LEVELS.map((l) => `pgzip${l}:1`)];
+    for (const ref of refs) served.set(ref, await registryDigest(sk, `${host}/test/${ref}`));
     bundle = path.join(work, "preserved.tar.xz");
     await pack(
-      [`${host}/test/zlib:1`, `${host}/test/mixed:1`, `${host}/test/multi:1`],
+      refs.map((r) => `${host}/test/${r}`),
       bundle,
       path.join(work, "cache"),
       ["--layers", "uncompressed", "--all-platforms"],
@@ -95,10 +113,20 @@ describe("digest-preserving uncompressed bundles", () => {
     assert.ok(zlib?.platforms[0]?.layers.every((l) => l.mediaType === "application/vnd.oci.image.layer.v1.tar"));
     const mixed = images.find((i) => i.name === `${host}/test/mixed:1`);
     const modes = mixed?.platforms[0]?.layers.map((l) => l.mode) ?? [];
-    // GNU gzip and pigz are not modelled: kept; the zstd layer is kept; the uncompressed one stays.
+    // GNU gzip and pigz are not modelled: kept; Go's compress/gzip is; the zstd layer is kept.
     assert.match(modes[0]!, /^kept: original \(no matching encoder\)$/);
     assert.match(modes[1]!, /^kept: original \(no matching encoder\)$/);
+    assert.equal(modes[2], "recipe: go-flate-6");
     assert.match(modes[3]!, /^kept: zstd/);
+    for (const level of PGZIP_LEVELS) {
+      const img = images.find((i) => i.name === `${host}/test/pgzip${level}:1`);
+      assert.ok(img, `no pgzip${level} in ${images.map((i) => i.name).join(", ")}`);
+      assert.deepEqual(
+        img?.platforms[0]?.layers.map((l) => l.mode),
+        [`recipe: pgzip-1MiB-l${level}`, `recipe: pgzip-1MiB-l${level}`],
+        `skopeo --dest-compress-level ${level}`,
+      );
+    }
     const text = (await airpackOk(["inspect", bundle])).stdout.toString();
     assert.match(text, /digests preserved: \d+\/\d+ gzip layers/);
   });

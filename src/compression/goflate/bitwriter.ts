@@ -78,8 +78,13 @@ export class BlockWriter {
   /** Everything written so far, including the partly filled chunk (bits still pending stay). */
   takeAll(): Uint8Array[] {
     if (this.pos > 0) {
-      this.done.push(this.buf.subarray(0, this.pos));
-      this.buf = new Uint8Array(CHUNK_SIZE);
+      // Frequent flushes produce small pieces: copy those and keep the buffer.
+      if (this.pos < this.buf.length >> 2) {
+        this.done.push(this.buf.slice(0, this.pos));
+      } else {
+        this.done.push(this.buf.subarray(0, this.pos));
+        this.buf = new Uint8Array(CHUNK_SIZE);
+      }
       this.pos = 0;
     }
     return this.takeChunks();
