@@ -141,7 +141,8 @@ export function decompressStream(format: StreamFormat, what: string): Duplex | T
     case "zstd":
       return new DecompressStream();
     case "xz":
-      if (hasSystemXz()) return spawnFilter("xz", ["-d", "-c", "-q", "-T1"], `${what}: corrupt xz stream`);
+      if (hasSystemXz())
+        return spawnFilter("xz", ["-d", "-c", "-q", `-T${defaultThreads()}`], `${what}: corrupt xz stream`);
       return lzma().createDecompressor();
   }
 }
