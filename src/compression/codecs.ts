@@ -32,12 +32,17 @@ export function hasSystemXz(): boolean {
  * Run a filter program (xz) as a Duplex. Its stderr becomes the error message when it exits
  * non-zero, so corrupt input surfaces as one clear line rather than as EPIPE.
  */
+const COALESCE_BYTES = 1 << 20;
+
 class ChildFilter extends Duplex {
   private readonly child: ChildProcessWithoutNullStreams;
   private stderr = "";
   private stdinBroken = false;
   private exitCode: number | null | undefined;
   private stdoutEnded = false;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
 
   constructor(
     cmd: string,
@@ -50,10 +55,18 @@ class ChildFilter extends Duplex {
     this.child.stderr.on("data", (d: string) => {
       if (this.stderr.length < 4096) this.stderr += d;
     });
+    // xz writes 8 KiB at a time; merging its pieces cuts the per-chunk cost of every later stage.
     this.child.stdout.on("data", (chunk: Buffer) => {
-      if (!this.push(chunk)) this.child.stdout.pause();
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes >= COALESCE_BYTES) this.flushPending();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushPending());
+      }
     });
     this.child.stdout.on("end", () => {
+      this.flushPending();
       this.stdoutEnded = true;
       this.settle();
     });
@@ -67,6 +80,15 @@ class ChildFilter extends Duplex {
       this.exitCode = signal ? 128 : code;
       this.settle();
     });
+  }
+
+  private flushPending(): void {
+    this.flushScheduled = false;
+    if (this.pendingBytes === 0 || this.destroyed) return;
+    const chunk = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.push(chunk)) this.child.stdout.pause();
   }
 
   private settle(): void {
