@@ -11,7 +11,8 @@ import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./
 import { writeOutput } from "./output";
 import { layoutTar } from "./writer";
 import { toolVersion } from "../version";
-import { allSettledOrThrow } from "../util/pool";
+import { allSettledOrThrow, Limiter } from "../util/pool";
+import { defaultThreads } from "../compression/codecs";
 
 export interface PackOptions extends CopyOptions {
   sources: string[];
@@ -75,6 +76,7 @@ function toBundleImage(r: ImageReport, preserved: boolean): BundleImage {
 /** pack: every source → store (converting layers) → one bundle file or stdout. */
 export async function pack(opts: PackOptions): Promise<PackResult> {
   const store = await Store.open(opts.cacheDir);
+  const cpu = opts.cpu ?? new Limiter(defaultThreads());
   const reports: ImageReport[] = [];
   const named: NamedImage[] = [];
   const seenNames = new Set<string>();
@@ -87,7 +89,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
       for (const image of await source.images()) {
         if (seenNames.has(image.name)) throw new Error(`${text}: image name ${image.name} is given twice`);
         seenNames.add(image.name);
-        const report = await copyImage(source, store, image, opts);
+        const report = await copyImage(source, store, image, { ...opts, cpu });
         reports.push(report);
         named.push({ name: image.name, descriptor: report.descriptor, source: image.source });
       }

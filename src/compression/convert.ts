@@ -7,6 +7,7 @@ import type { Store } from "../transports/store";
 import type { ImageSource } from "../transports/types";
 import { meter, type ProgressListener } from "../util/progress";
 import { compressStream, decompressStream } from "./codecs";
+import type { Limiter } from "../util/pool";
 import type { GzipRecipe } from "../recipes/identify";
 import { preserveGzipLayer } from "../recipes/preserve";
 
@@ -22,6 +23,8 @@ export interface ConvertOptions {
   mode: LayerMode;
   /** With mode "uncompressed": keep what is needed to rebuild the original gzip blob byte for byte. */
   preserveDigests?: boolean;
+  /** Bounds CPU-heavy work (encoder identification) to the number of cores. */
+  cpu?: Limiter;
   /** The manifest family the converted layer will live in. */
   family: Family;
   level?: number;
@@ -73,7 +76,9 @@ export async function convertLayer(
     if (from !== "gzip" || !diffId) {
       return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
     }
-    return preserveGzipLayer(store, layer, diffId, what, { ...opts, family: opts.family }, copied.uncompressedSize);
+    const identify = (): Promise<LayerResult> =>
+      preserveGzipLayer(store, layer, diffId, what, opts, copied.uncompressedSize);
+    return opts.cpu ? opts.cpu.run(identify) : identify();
   }
 
   const targetType = layerMediaType(opts.family, to, info.nonDistributable);

@@ -22,7 +22,7 @@ import {
 import { formatPlatform, isAttestationPlatform, platformMatches, type Platform } from "../oci/platform";
 import type { Store } from "../transports/store";
 import type { ImageSource, NamedImage } from "../transports/types";
-import { mapPool } from "../util/pool";
+import { mapPool, type Limiter } from "../util/pool";
 import type { GzipRecipe } from "../recipes/identify";
 import type { ProgressListener } from "../util/progress";
 
@@ -36,6 +36,8 @@ export interface CopyOptions {
   level?: number;
   /** With layers "uncompressed": store recipes and the original manifests so unpack restores every digest. */
   preserveDigests?: boolean;
+  /** Bounds CPU-heavy work across all layers of a command. */
+  cpu?: Limiter;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
 }
@@ -251,6 +253,7 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<C
       mode: isImage ? opts.layers : ("keep" as const),
       family,
       ...(opts.preserveDigests ? { preserveDigests: true } : {}),
+      ...(opts.cpu ? { cpu: opts.cpu } : {}),
       ...(opts.level !== undefined ? { level: opts.level } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),

@@ -17,16 +17,20 @@ export interface GzipRecipe {
   header: string;
 }
 
-const READ_CHUNK = 1 << 20;
+const READ_CHUNK = 256 * 1024;
 
-/** Compares one candidate's output with the original deflate body as it is produced. */
+/**
+ * Compares one candidate's output with the original deflate body as it is produced. A dead trial
+ * lets go of its encoder and buffer at once: most die within the first block, and ~30 candidates
+ * run side by side.
+ */
 class Trial {
-  alive = true;
+  private living = true;
   private produced = 0;
-  private readonly buf = Buffer.alloc(READ_CHUNK);
+  private buf?: Buffer;
   private bufStart = 0;
   private bufLen = 0;
-  readonly encoder: RawDeflateEncoder;
+  private encoderRef?: RawDeflateEncoder;
   readonly hash: Hash = createHash("sha256");
 
   constructor(
@@ -37,17 +41,33 @@ class Trial {
   ) {
     this.bodyStart = header.length;
     this.hash.update(header);
-    this.encoder = candidate.create((out) => this.compare(out));
+    this.encoderRef = candidate.create((out) => this.compare(out));
   }
 
   private readonly bodyStart: number;
 
+  get alive(): boolean {
+    return this.living;
+  }
+
+  get encoder(): RawDeflateEncoder {
+    if (!this.encoderRef) throw new Error("identify: encoder used after its trial ended");
+    return this.encoderRef;
+  }
+
+  private die(): void {
+    this.living = false;
+    this.encoderRef = undefined;
+    this.buf = undefined;
+  }
+
   private compare(out: Uint8Array): void {
-    if (!this.alive) return;
+    if (!this.living) return;
     if (this.produced + out.length > this.bodyLength) {
-      this.alive = false;
+      this.die();
       return;
     }
+    this.buf ??= Buffer.alloc(READ_CHUNK);
     let i = 0;
     while (i < out.length) {
       const pos = this.produced + i;
@@ -58,7 +78,7 @@ class Trial {
       const n = Math.min(out.length - i, this.bufStart + this.bufLen - pos);
       const off = pos - this.bufStart;
       if (Buffer.compare(out.subarray(i, i + n), this.buf.subarray(off, off + n)) !== 0) {
-        this.alive = false;
+        this.die();
         return;
       }
       i += n;

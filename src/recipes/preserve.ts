@@ -1,4 +1,4 @@
-import { PassThrough } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { diffIdCheck, type ConvertOptions, type LayerResult } from "../compression/convert";
 import { decompressStream } from "../compression/codecs";
@@ -8,8 +8,8 @@ import { layerMediaType, mediaTypeInfo } from "../oci/mediatypes";
 import type { Store } from "../transports/store";
 import { meter } from "../util/progress";
 import { allSettledOrThrow } from "../util/pool";
-import { allCandidates } from "./encoders";
-import { GzipIdentifier, type GzipRecipe } from "./identify";
+import type { GzipRecipe } from "./identify";
+import { identifyGzipThreaded } from "./threaded";
 
 const RECIPE_RECORD = "recipe";
 const NO_MATCH = "kept: original (no matching encoder)";
@@ -54,7 +54,7 @@ export async function preserveGzipLayer(
       return asStored(prior.recipe as GzipRecipe, Number(prior.size));
   }
 
-  const identifier = new GzipIdentifier(store.blobFile(layer), layer, allCandidates());
+  const identifier = identifyGzipThreaded(store.blobFile(layer), { digest: layer.digest, size: layer.size });
   const check = diffIdCheck(diffId, what);
   const tee = new PassThrough({ highWaterMark: 1 << 20 });
   const decompressed = pipeline(
@@ -72,10 +72,10 @@ export async function preserveGzipLayer(
   const [, stored] = await allSettledOrThrow([
     decompressed,
     store.ingest(toStore, [], opts.signal),
-    pipeline(toIdentify, identifier),
+    pipeline(toIdentify, identifier, new Writable({ write: (_c, _e, cb) => cb() })),
   ] as const);
   if (stored.digest !== diffId) throw new Error(`${what}: uncompressed content does not match the config's diff_id`);
-  const recipe = identifier.result();
+  const recipe = identifier.recipe;
   await store.writeRecord(layer.digest, RECIPE_RECORD, { recipe: recipe ?? null, size: stored.size });
   if (!recipe) return { descriptor: layer, action: "copied", uncompressedSize: stored.size, keptReason: NO_MATCH };
   return asStored(recipe, stored.size);

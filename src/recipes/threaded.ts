@@ -2,29 +2,31 @@ import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { Worker } from "node:worker_threads";
 import type { GzipRecipe } from "./identify";
-import type { FromWorker, ToWorker } from "./worker";
+import type { FromWorker, ToWorker, WorkerJob } from "./worker";
 
 /** Chunks in flight to the worker before the stream waits (bounded memory). */
 const WINDOW = 4;
 
 /**
- * regenerateGzip, but the encoder runs in a worker thread: uncompressed chunks go in, the original
- * gzip blob comes out, in order, with backpressure.
+ * A Transform whose work happens in a worker thread: chunks go in with backpressure, the worker's
+ * output comes out in order, and `recipe` holds what an identify job found.
  */
-class ThreadedRegenerator extends Transform {
+class WorkerStream extends Transform {
   private readonly worker: Worker;
   private inFlight = 0;
   private waiting?: TransformCallback;
   private finishing?: TransformCallback;
+  recipe?: GzipRecipe;
 
-  constructor(recipe: GzipRecipe) {
+  constructor(job: WorkerJob) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
-    this.worker = new Worker(join(__dirname, "worker.js"), { workerData: { recipe } });
+    this.worker = new Worker(join(__dirname, "worker.js"), { workerData: job });
     this.worker.on("message", (msg: FromWorker) => this.onMessage(msg));
     this.worker.on("error", (err) => this.destroy(err));
     this.worker.on("exit", (code) => {
-      if (code !== 0 && !this.destroyed && !this.writableFinished)
-        this.destroy(new Error(`regeneration worker exited with ${code}`));
+      if (code !== 0 && !this.destroyed && this.finishing === undefined && !this.writableFinished) {
+        this.destroy(new Error(`recipe worker exited with ${code}`));
+      }
     });
   }
 
@@ -41,6 +43,7 @@ class ThreadedRegenerator extends Transform {
         break;
       }
       case "done": {
+        if (msg.recipe) this.recipe = msg.recipe;
         const cb = this.finishing;
         this.finishing = undefined;
         void this.worker.terminate();
@@ -72,6 +75,12 @@ class ThreadedRegenerator extends Transform {
   }
 }
 
+/** regenerateGzip in a worker thread: uncompressed tar in, the original gzip blob out. */
 export function regenerateGzipThreaded(recipe: GzipRecipe): Transform {
-  return new ThreadedRegenerator(recipe);
+  return new WorkerStream({ kind: "regenerate", recipe });
+}
+
+/** GzipIdentifier in a worker thread: write the uncompressed tar in; `.recipe` is set when it finishes. */
+export function identifyGzipThreaded(file: string, original: { digest: string; size: number }): WorkerStream {
+  return new WorkerStream({ kind: "identify", file, original });
 }
