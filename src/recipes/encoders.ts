@@ -1,6 +1,8 @@
 import { Deflate } from "pako";
 import { GoDeflater } from "../compression/goflate";
 import { createPgzipDeflate } from "../compression/pgzip";
+import { createGnuGzipDeflate } from "../compression/gnugzip";
+import { createPigzDeflate } from "../compression/pigz";
 
 /** A streaming raw-deflate encoder; output goes to the callback given at creation. */
 export interface RawDeflateEncoder {
@@ -82,6 +84,32 @@ function pgzipCandidate(level: number): Candidate {
   };
 }
 
+/** GNU gzip 1.x's own deflate (not zlib): `gzip -N`, `docker save | gzip`, hand-made layers. */
+function gnuGzipCandidate(level: number): Candidate {
+  return {
+    id: `gnu-gzip-${level}`,
+    family: "gnu-gzip",
+    level,
+    versions: "GNU gzip 1.6 – 1.12 deflate (regular-file input)",
+    create(onData) {
+      return createGnuGzipDeflate(level, onData);
+    },
+  };
+}
+
+/** pigz 2.x: 128 KiB blocks with the previous 32 KiB as dictionary (several threads), or one stream (-p 1). */
+function pigzCandidate(level: number, threads: 1 | 2): Candidate {
+  return {
+    id: threads === 1 ? `pigz-p1-l${level}` : `pigz-128k-l${level}`,
+    family: "pigz",
+    level,
+    versions: `pigz 2.x on zlib 1.2.x (pako 2), ${threads === 1 ? "-p 1 / one CPU" : "-b 128, two or more threads"}`,
+    create(onData) {
+      return createPigzDeflate(level, onData, { threads });
+    },
+  };
+}
+
 type Factory = () => Candidate[];
 
 /** Families in order of real-world weight (GUIDE §4); levels in order of how often tools use them. */
@@ -89,6 +117,8 @@ const families: Factory[] = [
   () => [6, 9, 1, 5, 4, 3, 2, 7, 8, -2, 0].map(goFlateCandidate),
   () => [5, 1, 6, 9, 4, 3, 2, 7, 8].map(pgzipCandidate),
   () => [6, 1, 9, 5, 4, 3, 2, 7, 8].map(zlibCandidate),
+  () => [6, 9, 1, 5, 4, 3, 2, 7, 8].map(gnuGzipCandidate),
+  () => [6, 9, 1, 5, 4, 3, 2, 7, 8].flatMap((l) => [pigzCandidate(l, 2), pigzCandidate(l, 1)]),
 ];
 
 export function allCandidates(): Candidate[] {

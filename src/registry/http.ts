@@ -127,6 +127,7 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
   const useProxy = proxy && !bypassProxy(host, opts.proxy?.noProxy ?? []) && !isLoopback(host);
   const insecure = isInsecureHost(url.host, opts);
 
+  let tunnelSocket: net.Socket | undefined;
   const reqOptions: https.RequestOptions = {
     method: init.method ?? "GET",
     host,
@@ -143,6 +144,7 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
     reqOptions.agent = false;
     if (useProxy) {
       const socket = await tunnel(proxy, host, port, opts.connectTimeoutMs);
+      tunnelSocket = socket;
       reqOptions.createConnection = () =>
         tls.connect({
           socket,
@@ -161,6 +163,7 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
   return new Promise<HttpResponse>((resolve, reject) => {
     const req = mod.request(reqOptions, (res) => {
       req.setTimeout(0);
+      res.on("close", () => tunnelSocket?.destroy());
       res.socket.setTimeout(opts.idleTimeoutMs, () => {
         res.destroy(
           new NetworkError(`${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`, true),
@@ -171,7 +174,12 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
     req.on("timeout", () => {
       req.destroy(new NetworkError(`${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`, true));
     });
-    req.on("error", (err: NodeJS.ErrnoException) => reject(describeNetworkError(err, url)));
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      // A failed TLS handshake over a CONNECT tunnel leaves the raw tunnel open otherwise.
+      tunnelSocket?.destroy();
+      reject(describeNetworkError(err, url));
+    });
+
     req.end();
   });
 }

@@ -59,6 +59,12 @@ describe("digest-preserving uncompressed bundles", () => {
       "--preserve-digests",
       "--dest-tls-verify=false",
     ]);
+    const tweakedLayout = path.join(work, "tweaked-layout");
+    execFileSync("python3", [path.join(REPO_ROOT, "fixtures", "make-zlib-image.py"), tweakedLayout, "--tweak"]);
+    await sk.copy(`oci:${tweakedLayout}:tweaked`, `docker://${host}/test/tweaked:1`, [
+      "--preserve-digests",
+      "--dest-tls-verify=false",
+    ]);
     await pushFixture(sk, "mixed", `${host}/test/mixed:1`);
     await pushFixture(sk, "multi", `${host}/test/multi:1`);
     // containers/image's real pgzip writer: skopeo recompresses the uncompressed fixture at each level.
@@ -78,7 +84,7 @@ describe("digest-preserving uncompressed bundles", () => {
         await fresh.cleanup();
       }
     }
-    const refs = ["zlib:1", "mixed:1", "multi:1", ...PGZIP_LEVELS.map((l) => `pgzip${l}:1`)];
+    const refs = ["zlib:1", "tweaked:1", "mixed:1", "multi:1", ...PGZIP_LEVELS.map((l) => `pgzip${l}:1`)];
     for (const ref of refs) served.set(ref, await registryDigest(sk, `${host}/test/${ref}`));
     bundle = path.join(work, "preserved.tar.xz");
     await pack(
@@ -113,11 +119,15 @@ describe("digest-preserving uncompressed bundles", () => {
     assert.ok(zlib?.platforms[0]?.layers.every((l) => l.mediaType === "application/vnd.oci.image.layer.v1.tar"));
     const mixed = images.find((i) => i.name === `${host}/test/mixed:1`);
     const modes = mixed?.platforms[0]?.layers.map((l) => l.mode) ?? [];
-    // GNU gzip and pigz are not modelled: kept; Go's compress/gzip is; the zstd layer is kept.
-    assert.match(modes[0]!, /^kept: original \(no matching encoder\)$/);
-    assert.match(modes[1]!, /^kept: original \(no matching encoder\)$/);
-    assert.equal(modes[2], "recipe: go-flate-6");
+    // The fixture's layers: GNU gzip -6, pigz -6, Go compress/gzip, zstd (kept), uncompressed.
+    assert.deepEqual(modes.slice(0, 3), ["recipe: gnu-gzip-6", "recipe: pigz-128k-l6", "recipe: go-flate-6"]);
     assert.match(modes[3]!, /^kept: zstd/);
+    const tweaked = images.find((i) => i.name === `${host}/test/tweaked:1`);
+    assert.deepEqual(
+      tweaked?.platforms[0]?.layers.map((l) => l.mode),
+      ["recipe: zlib-9", "kept: original (no matching encoder)"],
+      "a gzip stream no encoder writes is kept whole",
+    );
     for (const level of PGZIP_LEVELS) {
       const img = images.find((i) => i.name === `${host}/test/pgzip${level}:1`);
       assert.ok(img, `no pgzip${level} in ${images.map((i) => i.name).join(", ")}`);

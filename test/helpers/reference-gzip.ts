@@ -30,6 +30,8 @@ export function gnuGzip(data: Buffer, level: number): Buffer {
   return execFileSync("gzip", ["-n", `-${level}`, "-c"], { input: data, maxBuffer: 1 << 30 });
 }
 
-export function pigz(data: Buffer, level: number): Buffer {
-  return execFileSync("pigz", ["-n", `-${level}`, "-c"], { input: data, maxBuffer: 1 << 30 });
+/** pigz with its default thread count, or `-p threads`. */
+export function pigz(data: Buffer, level: number, threads?: number): Buffer {
+  const p = threads ? ["-p", String(threads)] : [];
+  return execFileSync("pigz", ["-n", `-${level}`, ...p, "-c"], { input: data, maxBuffer: 1 << 30 });
 }

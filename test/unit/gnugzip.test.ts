@@ -1,0 +1,163 @@
+/**
+ * gnugzip must reproduce GNU gzip's own deflate byte for byte. Every expected stream comes from the
+ * real `gzip -n -c -N` CLI run on a regular file (header and trailer stripped), never from gnugzip.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { createGnuGzipDeflate } from "../../src/compression/gnugzip";
+
+function haveGzip(): boolean {
+  try {
+    return execFileSync("gzip", ["--version"], { encoding: "utf8" }).startsWith("gzip 1.");
+  } catch {
+    return false;
+  }
+}
+const skip = haveGzip() ? false : "gzip CLI not installed";
+
+let dir = "";
+let seq = 0;
+
+/** Raw deflate body written by the gzip CLI for `data` (read from a regular file, like real use). */
+function gzipBody(data: Uint8Array, level: number): Uint8Array {
+  const file = join(dir, `in${seq++}`);
+  writeFileSync(file, data);
+  const gz = execFileSync("gzip", ["-n", "-c", `-${level}`, file], { maxBuffer: 1 << 30 });
+  rmSync(file);
+  assert.ok(gz.length >= 18 && gz[0] === 0x1f && gz[1] === 0x8b && gz[3] === 0, "unexpected gzip header");
+  return gz.subarray(10, gz.length - 8);
+}
+
+function compress(data: Uint8Array, level: number, chunk = 0): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const d = createGnuGzipDeflate(level, (b) => parts.push(b));
+  if (chunk <= 0) d.write(data);
+  else for (let o = 0; o < data.length; o += chunk) d.write(data.subarray(o, Math.min(o + chunk, data.length)));
+  d.end();
+  return Buffer.concat(parts);
+}
+
+function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  const n = Math.min(actual.length, expected.length);
+  let i = 0;
+  while (i < n && actual[i] === expected[i]) i++;
+  if (i === n && actual.length === expected.length) return;
+  assert.fail(
+    `${what}: differs from gzip at byte ${i} (gnugzip ${actual.length} bytes, gzip ${expected.length} bytes)`,
+  );
+}
+
+function check(name: string, data: Uint8Array, level: number, chunks: number[] = [0]): void {
+  const expected = gzipBody(data, level);
+  for (const c of chunks) {
+    assertSame(compress(data, level, c), expected, `${name} -${level}${c ? ` chunk ${c}` : ""}`);
+  }
+}
+
+/** Concatenation of real files below `root` (sorted walk) up to `size` bytes. */
+function realData(root: string, size: number): Uint8Array {
+  const out = Buffer.alloc(size);
+  let len = 0;
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      if (len >= size) return;
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile() && st.size > 0) {
+        const b = readFileSync(p);
+        len += b.copy(out, len, 0, Math.min(b.length, size - len));
+      }
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return out.subarray(0, len);
+}
+
+const small: Array<[string, Uint8Array]> = [];
+const medium: Array<[string, Uint8Array]> = [];
+let data3m: Uint8Array = new Uint8Array(0);
+let data20m: Uint8Array = new Uint8Array(0);
+
+before(() => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), "gnugzip-"));
+  const text = Buffer.from("The quick brown fox jumps over the lazy dog.\n".repeat(40) + "fin\n");
+  small.push(["empty", new Uint8Array(0)], ["1 byte", Buffer.from("x")], ["small text", text]);
+  const licenses = "/usr/share/common-licenses";
+  if (existsSync(licenses)) {
+    for (const n of readdirSync(licenses).sort()) {
+      const p = join(licenses, n);
+      if (lstatSync(p).isFile()) small.push([p, readFileSync(p)]);
+    }
+  }
+  for (const p of ["/usr/bin/bash", "/usr/bin/ls"]) if (existsSync(p)) medium.push([p, readFileSync(p)]);
+  for (const p of ["/usr/share/doc/gzip/changelog.gz", "/usr/share/doc/bash/CHANGES.gz"]) {
+    if (existsSync(p)) medium.push([`${p} (incompressible)`, readFileSync(p)]);
+  }
+  if (existsSync("/usr/share/doc/bash")) {
+    const tar = execFileSync("tar", ["--format=gnu", "-cf", "-", "-C", "/usr/share/doc", "bash"], {
+      maxBuffer: 1 << 28,
+    });
+    medium.push(["GNU tar of /usr/share/doc/bash", tar]);
+  }
+  // Synthetic edge cases: long runs (258-byte matches), window-boundary sizes, random data.
+  const lic = Buffer.concat(small.slice(3).map(([, b]) => b));
+  let rnd = 0x12345678;
+  const random = Buffer.alloc(70000);
+  for (let i = 0; i < random.length; i++) {
+    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+    random[i] = rnd >>> 24;
+  }
+  medium.push(["zeros 300k", Buffer.alloc(300000)], ["random 70000", random]);
+  if (lic.length > 65537) {
+    for (const n of [262, 32769, 65274, 65534, 65535, 65536, 65537]) medium.push([`text ${n}`, lic.subarray(0, n)]);
+  }
+  data3m = realData("/usr/lib/x86_64-linux-gnu", 3_000_000);
+  data20m = realData("/usr/lib/x86_64-linux-gnu", 20_000_000);
+});
+
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+for (const level of [6, 9, 1]) {
+  describe(`gnugzip -${level}`, { skip }, () => {
+    it("small inputs and licenses", () => {
+      for (const [name, data] of small) check(name, data, level, [0, 1, 7]);
+    });
+    it("binaries, .gz, tar and edge cases", () => {
+      for (const [name, data] of medium) check(name, data, level, [0, 4093]);
+    });
+    it("~3 MB real data with odd chunk sizes", () => {
+      check("3 MB", data3m, level, [0, 65537, 100003]);
+    });
+    if (level !== 9) {
+      it("~20 MB real data (window sliding)", () => {
+        check("20 MB", data20m, level);
+      });
+    }
+  });
+}
+
+describe("gnugzip -2 … -8", { skip }, () => {
+  for (const level of [2, 3, 4, 5, 7, 8]) {
+    it(`level ${level}`, () => {
+      for (const [name, data] of small) check(name, data, level);
+      for (const [name, data] of medium) check(name, data, level);
+      check("3 MB", data3m, level, [0, 30011]);
+    });
+  }
+});
+
+describe("gnugzip API", () => {
+  it("rejects levels outside 1..9", () => {
+    assert.throws(() => createGnuGzipDeflate(0, () => undefined), RangeError);
+    assert.throws(() => createGnuGzipDeflate(10, () => undefined), RangeError);
+  });
+});
