@@ -6,16 +6,29 @@
  *      plus the same pack through lzma-native (AIRPACK_XZ=native) for the record;
  *   2. unpack with verification to a tar on disk vs `xz -dc -T1 > /dev/null`;
  *   3. peak RSS (airpack process + its children) packing and unpacking one layer of ≥ 2 GB;
- *   4. --layers gzip / --layers zstd conversion throughput on the 150 MB layout.
+ *   4. --layers gzip / --layers zstd conversion throughput on the 150 MB layout;
+ *   A. pull from a real registry (bench/pull.ts): airpack pack vs skopeo copy, blob GETs with a warm
+ *      cache, peak RSS;
+ *   B. digest-preserving bundles (bench/recipes.ts): gzip layers from the real encoders (Go, pgzip,
+ *      Python zlib, GNU gzip), bundle size with/without recipes, identification cost, regeneration
+ *      throughput per family vs Go, and (B.4) peak RSS with one ≥ 2 GB gzip layer.
  * Prints a table and writes it to docs/benchmarks.md between the bench markers.
  *
  * Environment:
  *   BENCH_KEEP=1          keep the temp directory (layouts, caches, bundles)
+ *   BENCH_PARTS=LIST      parts to run, comma-separated: base (1, 2, 4), pull (A), recipes (B),
+ *                         big (3), recipes-big (B.4); default all
  *   BENCH_REPEAT=N        rounds of the two xz pack commands (default 2; rounds after the first are
- *                         skipped when they would push the bench past BENCH_BUDGET_S, default 540)
+ *                         skipped when they would push the bench past BENCH_BUDGET_S, default 690)
  *                         and of the unpack commands (3×N/2+1, at least 3)
  *   BENCH_SMALL_MB=N      size of the layout for 1, 2 and 4 (default 150, 3 layers; keep it > 100)
- *   BENCH_BIG_MB=N        size of the single layer for 3 (default 2100); BENCH_BIG_MB=0 skips 3
+ *   BENCH_BIG_MB=N        size of the single layer for 3 and B.4 (default 2100); BENCH_BIG_MB=0 skips 3
+ *   BENCH_PULL_MB=N       A: MiB of uncompressed content pushed (default 480; pgzip -1 makes ~43 % of it)
+ *   BENCH_PULL_IMAGES=N   A: images (default 3), BENCH_PULL_LAYERS=N layers each (default 2)
+ *   BENCH_PULL_REPEAT=N   A: rounds of the cold pulls (default 2)
+ *   BENCH_RECIPE_MB=N     B: MiB of the uncompressed layer (default 100)
+ *   BENCH_RECIPE_REPEAT=N B: runs of every timed command (default 2 for quick ones, 1 for slow ones)
+ *   BENCH_RECIPE_BIG=0    skip B.4
  *   BENCH_NO_DOCS=1       print only, leave docs/benchmarks.md alone
  *   BENCH_TMPDIR=DIR      where the temp directory goes (default: the OS temp dir)
  *
@@ -23,235 +36,90 @@
  * machine may be shared, so every run is listed and CPU time (user+sys, children included) is
  * shown too. Exits non-zero only when something crashes, never because a target was missed.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statfsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { availableParallelism, loadavg, release, tmpdir, totalmem } from "node:os";
-import { join, resolve } from "node:path";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { loadavg, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import {
+  AIRPACK,
+  CORES,
+  GNU_TIME,
+  KEEP,
+  POLL_MS,
+  ROOT,
+  allWalls,
+  best,
+  cleanupTmp,
+  cpuOf,
+  currentChild,
+  elapsedS,
+  envInt,
+  fileSize,
+  freeBytes,
+  haveGnuTime,
+  kbToMb,
+  log,
+  makeLayout,
+  mb,
+  mbps,
+  peakKb,
+  peakMb,
+  q,
+  run,
+  sec,
+  setTmpRoot,
+  sh,
+  table,
+  tmp,
+  verdict,
+  xzUncompressedSize,
+  type Metric,
+  type PartResult,
+  type RunResult,
+  type Section,
+} from "./lib";
+import { benchPull, PULL_MB } from "./pull";
+import { benchRecipes, benchRecipesBig, RECIPE_MB, type BigLayer } from "./recipes";
 
-const ROOT = resolve(__dirname, "..", "..");
-const AIRPACK = join(ROOT, "bin", "airpack");
-const MAKE_BIG = join(ROOT, "fixtures", "make-big.sh");
 const DOC = join(ROOT, "docs", "benchmarks.md");
 const START_MARK = "<!-- bench:start -->";
 const END_MARK = "<!-- bench:end -->";
-const GNU_TIME = "/usr/bin/time";
-const POLL_MS = 100;
-const MB = 1e6;
 
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${raw}: expected a whole number`);
-  return n;
-}
-
-const KEEP = process.env.BENCH_KEEP === "1";
 const REPEAT = Math.max(1, envInt("BENCH_REPEAT", 2));
-const BUDGET_S = envInt("BENCH_BUDGET_S", 540);
+const BUDGET_S = envInt("BENCH_BUDGET_S", 690);
 const UNPACK_REPEAT = Math.max(3, Math.floor((3 * REPEAT) / 2) + 1);
 const SMALL_MB = Math.max(1, envInt("BENCH_SMALL_MB", 150));
 const BIG_MB = envInt("BENCH_BIG_MB", 2100);
-const CORES = availableParallelism();
 
-// ---------------------------------------------------------------------------------------------
-// Running and measuring one command
-
-interface RunResult {
-  label: string;
-  /** Wall clock seconds, spawn to exit. */
-  wall: number;
-  /** User and system CPU seconds of the command and its waited-for children (GNU time). */
-  cpu?: number;
-  /** Largest single-process peak RSS in KiB (GNU time %M = ru_maxrss over the tree). */
-  maxSingleKb?: number;
-  /** Sum over the command's processes of each one's VmHWM (last sample), KiB. */
-  hwmSumKb: number;
-  /** Largest sampled sum of VmRSS over the command's processes at one moment, KiB. */
-  rssSumPeakKb: number;
-  /** Processes seen in the tree, e.g. "node ×1, xz ×1". */
-  processes: string;
-}
-
-/** Peak RSS to judge against a target: the larger of the exact single-process peak and the per-process HWM sum. */
-function peakKb(r: RunResult): number {
-  return Math.max(r.maxSingleKb ?? 0, r.hwmSumKb, r.rssSumPeakKb);
-}
-
-const haveGnuTime = ((): boolean => {
-  if (!existsSync(GNU_TIME)) return false;
-  const probe = spawnSync(GNU_TIME, ["-f", "%e %M", "true"], { stdio: ["ignore", "ignore", "pipe"] });
-  return probe.status === 0 && /^\d+\.\d+ \d+/m.test(probe.stderr.toString());
+const ALL_PARTS = ["base", "pull", "recipes", "big", "recipes-big"] as const;
+type Part = (typeof ALL_PARTS)[number];
+const PARTS = ((): Set<Part> => {
+  const raw = (process.env.BENCH_PARTS ?? "").trim();
+  const picked = new Set<Part>();
+  for (const name of raw === "" ? ALL_PARTS : raw.split(/[\s,]+/)) {
+    if (!(ALL_PARTS as readonly string[]).includes(name)) {
+      throw new Error(`BENCH_PARTS: unknown part "${name}" (parts: ${ALL_PARTS.join(", ")})`);
+    }
+    picked.add(name as Part);
+  }
+  if (BIG_MB === 0) picked.delete("big");
+  if (envInt("BENCH_RECIPE_BIG", 1) === 0) picked.delete("recipes-big");
+  return picked;
 })();
 
-/** ppid → child pids, from /proc/<pid>/stat. */
-function processTable(): Map<number, number[]> {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${name}/stat`, "latin1");
-    } catch {
-      continue; // exited meanwhile
-    }
-    // "pid (comm) state ppid ...": comm may hold spaces and parens, so split after the last ')'.
-    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    const ppid = Number(rest[1]);
-    const list = children.get(ppid);
-    if (list) list.push(Number(name));
-    else children.set(ppid, [Number(name)]);
-  }
-  return children;
-}
-
-function descendants(root: number, table: Map<number, number[]>): number[] {
-  const out: number[] = [];
-  const queue = [...(table.get(root) ?? [])];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    out.push(pid);
-    queue.push(...(table.get(pid) ?? []));
-  }
-  return out;
-}
-
-interface ProcStatus {
-  name: string;
-  rssKb: number;
-  hwmKb: number;
-}
-
-function readStatus(pid: number): ProcStatus | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/status`, "latin1");
-  } catch {
-    return undefined;
-  }
-  const field = (key: string): number => {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text);
-    return m ? Number(m[1]) : 0;
-  };
-  const name = /^Name:\s+(.*)$/m.exec(text)?.[1] ?? "?";
-  return { name, rssKb: field("VmRSS"), hwmKb: field("VmHWM") };
-}
-
-/** Samples the process tree under `root` every POLL_MS: per-process VmHWM and the summed VmRSS. */
-class TreeSampler {
-  private readonly hwm = new Map<number, { name: string; kb: number }>();
-  private rssSumPeak = 0;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    private readonly root: number,
-    private readonly includeRoot: boolean,
-  ) {
-    this.sample();
-    this.timer = setInterval(() => this.sample(), POLL_MS);
-  }
-
-  sample(): void {
-    const pids = descendants(this.root, processTable());
-    if (this.includeRoot) pids.unshift(this.root);
-    let sum = 0;
-    for (const pid of pids) {
-      const st = readStatus(pid);
-      if (!st || st.hwmKb === 0) continue; // zombie or kernel thread
-      sum += st.rssKb;
-      const prior = this.hwm.get(pid);
-      if (!prior || st.hwmKb > prior.kb) this.hwm.set(pid, { name: st.name, kb: st.hwmKb });
-    }
-    this.rssSumPeak = Math.max(this.rssSumPeak, sum);
-  }
-
-  stop(): { hwmSumKb: number; rssSumPeakKb: number; processes: string } {
-    clearInterval(this.timer);
-    const counts = new Map<string, number>();
-    let hwmSumKb = 0;
-    for (const { name, kb } of this.hwm.values()) {
-      hwmSumKb += kb;
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-    }
-    const processes = [...counts].map(([n, c]) => `${n} ×${c}`).join(", ");
-    return { hwmSumKb, rssSumPeakKb: this.rssSumPeak, processes };
-  }
-}
-
-let current: ChildProcess | undefined;
-
-interface RunOptions {
-  env?: Record<string, string>;
-}
-
-/** Run `argv` (through GNU time when available), sampling its memory; throw if it fails. */
-async function run(label: string, argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const timeFile = join(tmp(), `.time-${process.pid}`);
-  const full = haveGnuTime ? [GNU_TIME, "-o", timeFile, "-f", "%e %U %S %M", ...argv] : argv;
-  const start = process.hrtime.bigint();
-  const child = spawn(full[0]!, full.slice(1), {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, ...opts.env },
-    detached: true, // own process group, so an interrupt can stop the command and its children together
-  });
-  current = child;
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (d: string) => {
-    if (stderr.length < 16384) stderr += d;
-  });
-  if (child.pid === undefined) throw new Error(`${label}: cannot start ${full[0]!}`);
-  const sampler = new TreeSampler(child.pid, !haveGnuTime);
-  const code = await new Promise<number>((resolveExit, reject) => {
-    child.on("error", reject);
-    child.on("close", (c, signal) => resolveExit(signal ? 128 : (c ?? 1)));
-  });
-  const wall = Number(process.hrtime.bigint() - start) / 1e9;
-  current = undefined;
-  const mem = sampler.stop();
-  if (code !== 0) {
-    throw new Error(`${label}: exit ${code}\n  command: ${argv.join(" ")}\n${stderr.trim()}`);
-  }
-  const result: RunResult = { label, wall, ...mem };
-  if (haveGnuTime) {
-    const fields = (await readFile(timeFile, "utf8")).trim().split("\n").pop()!.split(" ").map(Number);
-    await rm(timeFile, { force: true });
-    result.cpu = fields[1]! + fields[2]!;
-    result.maxSingleKb = fields[3]!;
-  }
-  return result;
-}
-
-function sh(script: string): string[] {
-  return ["bash", "-c", `set -euo pipefail; ${script}`];
-}
-
-function q(path: string): string {
-  return `'${path.replace(/'/g, "'\\''")}'`;
-}
-
-function best(runs: RunResult[]): RunResult {
-  return runs.reduce((a, b) => (b.wall < a.wall ? b : a));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Formatting
-
-const sec = (s: number): string => `${s.toFixed(2)} s`;
-const mbps = (bytes: number, s: number): string => `${(bytes / MB / s).toFixed(1)} MB/s`;
-const mb = (bytes: number): string => `${(bytes / MB).toFixed(1)} MB`;
-const kbToMb = (kb: number): string => `${((kb * 1024) / MB).toFixed(0)} MB`;
-const cpuOf = (r: RunResult): string => (r.cpu !== undefined ? sec(r.cpu) : "n/a");
-const allWalls = (runs: RunResult[]): string => runs.map((r) => r.wall.toFixed(2)).join(" / ");
-
-function table(head: string[], rows: string[][]): string {
-  const line = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-
-function log(msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+/**
+ * Rough seconds the parts after part 1's pack rounds take on the 2-core reference machine (measured
+ * there), so part 1 can drop a round rather than push the bench past BENCH_BUDGET_S.
+ */
+function restEstimateS(): number {
+  let s = 0;
+  if (PARTS.has("base")) s += 35 + 0.03 * SMALL_MB; // unpack rounds, conversion
+  if (PARTS.has("big")) s += 0.022 * BIG_MB;
+  if (PARTS.has("pull")) s += 10 + 0.03 * PULL_MB;
+  if (PARTS.has("recipes")) s += 20 + 2.2 * RECIPE_MB;
+  if (PARTS.has("recipes-big")) s += 0.045 * (BIG_MB > 0 ? BIG_MB : 2100);
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,7 +170,36 @@ function toolVersions(): [string, string][] {
     ["tar-stream", pkgVersion("tar-stream")],
     ["tar", firstLine("tar", ["--version"])],
     ["GNU time", haveGnuTime ? gnuTimeVersion() : "not available (RSS from /proc sampling only)"],
+    ...(PARTS.has("pull")
+      ? ([
+          ["skopeo", firstLine("skopeo", ["--version"])],
+          ["docker-registry", firstLine("docker-registry", ["--version"])],
+        ] as [string, string][])
+      : []),
+    ...(PARTS.has("recipes") || PARTS.has("recipes-big")
+      ? ([
+          ["pako", pkgVersion("pako")],
+          ["go (fixtures/gogzip, test/helpers/gopgzip)", firstLine("go", ["version"])],
+          [
+            "klauspost/pgzip, klauspost/compress",
+            `${debVersion("golang-github-klauspost-pgzip-dev")}, ${debVersion("golang-github-klauspost-compress-dev")} (Debian)`,
+          ],
+          [
+            "python3 zlib",
+            firstLine("python3", [
+              "-c",
+              "import sys, zlib; print(sys.version.split()[0], 'zlib', zlib.ZLIB_RUNTIME_VERSION)",
+            ]),
+          ],
+          ["gzip", firstLine("gzip", ["--version"])],
+        ] as [string, string][])
+      : []),
   ];
+}
+
+function debVersion(pkg: string): string {
+  const r = spawnSync("dpkg-query", ["-W", "-f", "${Version}", pkg], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : "?";
 }
 
 function gnuTimeVersion(): string {
@@ -318,76 +215,8 @@ const loads = (): string =>
     .map((l) => l.toFixed(2))
     .join(" ");
 
-// ---------------------------------------------------------------------------------------------
-// Temp space
-
-let tmpRoot: string | undefined;
-
-function tmp(): string {
-  if (!tmpRoot) throw new Error("temp directory not created yet");
-  return tmpRoot;
-}
-
-async function cleanup(): Promise<void> {
-  if (!tmpRoot) return;
-  if (KEEP) {
-    log(`BENCH_KEEP=1: kept ${tmpRoot}`);
-    return;
-  }
-  await rm(tmpRoot, { recursive: true, force: true });
-}
-
-function freeBytes(dir: string): number {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
-}
-
-async function fileSize(path: string): Promise<number> {
-  return (await stat(path)).size;
-}
-
-async function makeLayout(dir: string, sizeMb: number, layers: number): Promise<{ layerBytes: number }> {
-  log(`make-big.sh ${sizeMb} MiB in ${layers} layer(s) → ${dir}`);
-  await run("make-big", ["bash", MAKE_BIG, dir, String(sizeMb), String(layers)]);
-  const blobs = join(dir, "blobs", "sha256");
-  const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as { manifests: { digest: string }[] };
-  const manifest = JSON.parse(await readFile(join(blobs, index.manifests[0]!.digest.slice(7)), "utf8")) as {
-    layers: { size: number }[];
-  };
-  return { layerBytes: manifest.layers.reduce((a, l) => a + l.size, 0) };
-}
-
-/** Uncompressed size of an .xz file, from `xz --robot --list`. */
-function xzUncompressedSize(file: string): number {
-  const r = spawnSync("xz", ["--robot", "--list", file], { encoding: "utf8" });
-  const totals = r.stdout.split("\n").find((l) => l.startsWith("totals\t"));
-  if (r.status !== 0 || !totals) throw new Error(`xz --list ${file} failed: ${r.stderr}`);
-  return Number(totals.split("\t")[4]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The benchmark
-
-type Verdict = "PASS" | "FAIL" | "info";
-
-interface Metric {
-  metric: string;
-  value: string;
-  target: string;
-  verdict: Verdict;
-}
-
-interface Section {
-  title: string;
-  body: string;
-}
-
-async function main(): Promise<void> {
-  const t0 = Date.now();
-  const started = new Date();
-  const loadStart = loads();
-  tmpRoot = await mkdtemp(join(process.env.BENCH_TMPDIR ?? tmpdir(), "airpack-bench-"));
-  log(`temp ${tmpRoot}; cores ${CORES}; load ${loadStart}; GNU time ${haveGnuTime ? "yes" : "no"}`);
+/** Parts 1, 2 and 4 (they share the small layout and the bundle of 1). */
+async function benchBase(): Promise<{ part: PartResult; rounds: number }> {
   const metrics: Metric[] = [];
   const sections: Section[] = [];
   const T = CORES;
@@ -418,8 +247,8 @@ async function main(): Promise<void> {
   let lastRound = 0;
   for (let i = 0; i < REPEAT; i++) {
     if (i > 0) {
-      // Another round, the lzma-native run (about 1.5 airpack runs) and the rest (a couple of minutes).
-      const projected = (Date.now() - t0) / 1000 + lastRound + 1.5 * packRuns[i - 1]!.wall + 120;
+      // Another round, the lzma-native run (about 1.5 airpack runs) and the rest (parts 2–4, A, B).
+      const projected = elapsedS() + lastRound + 1.5 * packRuns[i - 1]!.wall + restEstimateS();
       if (projected > BUDGET_S) {
         log(`pack: skipping rounds ${i + 1}..${REPEAT}, they would take the bench past ${BUDGET_S} s`);
         break;
@@ -634,8 +463,18 @@ async function main(): Promise<void> {
   };
   if (!KEEP) await rm(small, { recursive: true, force: true });
 
+  sections.push(convSection);
+  return { part: { sections, metrics }, rounds };
+}
+
+/** Part 3: peak RSS packing and unpacking one big layer. Leaves the layer for B.4 when `keepLayer`. */
+async function benchBig(keepLayer: boolean): Promise<{ part: PartResult; layer?: BigLayer }> {
+  const metrics: Metric[] = [];
+  const sections: Section[] = [];
+  let layer: BigLayer | undefined;
+  const T = CORES;
   // --- 3. peak RSS with one ≥ 2 GB layer -------------------------------------------------------
-  if (BIG_MB > 0) {
+  {
     const need = BIG_MB * 2 ** 20 * 3.6; // layout + store copy + bundle + unpacked tar
     const free = freeBytes(tmp());
     if (free < need) {
@@ -645,7 +484,8 @@ async function main(): Promise<void> {
       });
     } else {
       const big = join(tmp(), "big");
-      const { layerBytes: bigBytes } = await makeLayout(big, BIG_MB, 1);
+      const made = await makeLayout(big, BIG_MB, 1);
+      const bigBytes = made.layerBytes;
       const bigCache = join(tmp(), "cache-big");
       const bigOut = join(tmp(), "big.tar.zst");
       const bigTar = join(tmp(), "big-unpacked.tar");
@@ -664,10 +504,12 @@ async function main(): Promise<void> {
         bigCache,
         "-q",
       ]);
-      if (!KEEP) {
+      if (keepLayer) {
+        layer = { file: made.layerFile(0), digest: made.layers[0]!.digest, size: bigBytes, dispose: big };
+      } else if (!KEEP) {
         await rm(big, { recursive: true, force: true });
-        await rm(bigCache, { recursive: true, force: true });
       }
+      if (!KEEP) await rm(bigCache, { recursive: true, force: true });
       const bigSize = await fileSize(bigOut);
       log("big: airpack unpack → tar");
       const unpackBig = await run("unpack big", [AIRPACK, "unpack", bigOut, "-o", bigTar, "-q"]);
@@ -719,22 +561,60 @@ async function main(): Promise<void> {
           metric: `peak RSS, pack ${mb(bigBytes)} layer (zstd -1)`,
           value: kbToMb(peakKb(packBig)),
           target: "< 300 MB",
-          verdict: (peakKb(packBig) * 1024) / MB < 300 ? "PASS" : "FAIL",
+          verdict: verdict(peakMb(packBig) < 300),
         },
         {
           metric: `peak RSS, unpack ${mb(bigBytes)} layer → tar`,
           value: kbToMb(peakKb(unpackBig)),
           target: "< 300 MB",
-          verdict: (peakKb(unpackBig) * 1024) / MB < 300 ? "PASS" : "FAIL",
+          verdict: verdict(peakMb(unpackBig) < 300),
         },
       );
     }
   }
-  sections.push(convSection);
+  return { part: { sections, metrics }, layer };
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const started = new Date();
+  const loadStart = loads();
+  setTmpRoot(await mkdtemp(join(process.env.BENCH_TMPDIR ?? tmpdir(), "airpack-bench-")));
+  log(`temp ${tmp()}; cores ${CORES}; load ${loadStart}; GNU time ${haveGnuTime ? "yes" : "no"}`);
+  log(`parts: ${[...PARTS].join(", ")}; budget ${BUDGET_S} s (estimated rest ${restEstimateS().toFixed(0)} s)`);
+  const parts: PartResult[] = [];
+  let rounds = 0;
+  let bigLayer: BigLayer | undefined;
+  const runPart = async (name: Part, fn: () => Promise<PartResult>): Promise<void> => {
+    if (!PARTS.has(name)) return;
+    const start = elapsedS();
+    parts.push(await fn());
+    log(`part ${name} took ${(elapsedS() - start).toFixed(0)} s (bench at ${elapsedS().toFixed(0)} s)`);
+  };
+  await runPart("base", async () => {
+    const r = await benchBase();
+    rounds = r.rounds;
+    return r.part;
+  });
+  await runPart("pull", benchPull);
+  await runPart("recipes", benchRecipes);
+  await runPart("big", async () => {
+    const r = await benchBig(PARTS.has("recipes-big"));
+    bigLayer = r.layer;
+    return r.part;
+  });
+  await runPart("recipes-big", () => benchRecipesBig(bigLayer, BIG_MB > 0 ? BIG_MB : 2100));
+  const metrics = parts.flatMap((p) => p.metrics);
+  const sections = parts.flatMap((p) => p.sections);
+  const sectionRank = (x: Section): number => {
+    const k = /^(\d+|[A-Z](?:\.\d+)?)\./.exec(x.title)?.[1] ?? "Z";
+    return /^\d/.test(k) ? Number(k) : 100 + k.charCodeAt(0) + (k.length > 1 ? Number(k.slice(2)) / 10 : 0);
+  };
+  sections.sort((a, b) => sectionRank(a) - sectionRank(b));
 
   // --- report ----------------------------------------------------------------------------------
   const m = machine();
-  const order = ["pack .tar.xz", "unpack", "verify", "peak RSS", "--layers"];
+  const order = ["pack .tar.xz", "unpack", "verify", "peak RSS", "--layers", "pull:", "recipes:"];
   const rank = (x: Metric): number => order.findIndex((p) => x.metric.startsWith(p));
   metrics.sort((a, b) => rank(a) - rank(b));
   const summary = table(
@@ -745,7 +625,9 @@ async function main(): Promise<void> {
   const md = [
     `Run ${started.toISOString().replace(/\.\d+Z$/, "Z")} on ${m.cores} cores, ${m.cpu}, ${m.memGb} GiB RAM, ` +
       `Linux ${m.kernel}. Load average (1/5/15 min) at start ${loadStart}, at end ${loads()}. ` +
-      `Bench wall time ${minutes} min. Best of ${rounds} run(s) for pack, ${UNPACK_REPEAT} for unpack.`,
+      `Bench wall time ${minutes} min.` +
+      (PARTS.has("base") ? ` Best of ${rounds} run(s) for pack, ${UNPACK_REPEAT} for unpack.` : "") +
+      (PARTS.size < ALL_PARTS.length ? ` Parts run: ${[...PARTS].join(", ")}.` : ""),
     "",
     table(
       ["tool", "version"],
@@ -788,6 +670,7 @@ async function writeDoc(md: string): Promise<void> {
 
 function onSignal(signal: NodeJS.Signals): void {
   log(`${signal}: stopping`);
+  const current = currentChild();
   if (current?.pid !== undefined) {
     try {
       process.kill(-current.pid, "SIGTERM"); // the process group of the command this bench started
@@ -795,15 +678,15 @@ function onSignal(signal: NodeJS.Signals): void {
       // already gone
     }
   }
-  void cleanup().finally(() => process.exit(130));
+  void cleanupTmp().finally(() => process.exit(130));
 }
 process.once("SIGINT", onSignal);
 process.once("SIGTERM", onSignal);
 
 main()
-  .then(cleanup)
+  .then(cleanupTmp)
   .catch(async (err: unknown) => {
     process.stderr.write(`bench crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    await cleanup();
+    await cleanupTmp();
     process.exitCode = 1;
   });

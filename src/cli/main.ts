@@ -165,6 +165,13 @@ function packCommand<T>(y: Argv<T>) {
         "with --layers uncompressed: store a recipe per gzip layer so unpack restores the original digests " +
         "(layers no encoder reproduces are kept compressed); --no-preserve-digests converts plainly",
     })
+    .option("verify-diff-ids", {
+      type: "boolean",
+      default: false,
+      describe:
+        "also decompress layers kept as they are and check them against the config's diff_ids " +
+        "(converted layers are always checked; blob digests always are)",
+    })
     .option("images-file", {
       alias: "f",
       type: "string",
@@ -272,6 +279,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           allPlatforms: a["all-platforms"],
           withAttestations: a["with-attestations"],
           preserveDigests: a["preserve-digests"] && a.layers === "uncompressed",
+          verifyDiffIds: a["verify-diff-ids"],
           jobs: Math.max(1, a.jobs),
           ...(reporter.listener ? { onProgress: reporter.listener } : {}),
           signal,

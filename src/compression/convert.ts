@@ -23,6 +23,11 @@ export interface ConvertOptions {
   mode: LayerMode;
   /** With mode "uncompressed": keep what is needed to rebuild the original gzip blob byte for byte. */
   preserveDigests?: boolean;
+  /**
+   * Also decompress layers copied as they are and check them against their diff_ids (--verify-diff-ids).
+   * Converted layers are always checked; this is the extra pass skopeo and crane don't make.
+   */
+  verifyDiffIds?: boolean;
   /** Bounds CPU-heavy work (encoder identification) to the number of cores. */
   cpu?: Limiter;
   /** The manifest family the converted layer will live in. */
@@ -71,8 +76,9 @@ export async function convertLayer(
   const to = targetCompression(opts.mode, from);
   if (to === from) return copyBlob(source, store, layer, diffId, what, opts);
   if (opts.preserveDigests && to === "none") {
-    // The original blob must be in the store (verified, diff_id checked) to be compared against.
-    const copied = await copyBlob(source, store, layer, diffId, what, opts);
+    // The original blob must be in the store (verified) to be compared against; its diff_id is
+    // checked by the identification pass itself.
+    const copied = await copyBlob(source, store, layer, diffId, what, { ...opts, verifyDiffIds: false });
     if (from !== "gzip" || !diffId) {
       return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
     }
@@ -140,7 +146,7 @@ async function copyBlob(
   if (await store.hasBlob(layer)) {
     if (compression === "none") return { descriptor, action: "copied", uncompressedSize: layer.size };
     const measured = await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
-    if (measured || compression === undefined || diffId === undefined) {
+    if (measured || compression === undefined || diffId === undefined || !opts.verifyDiffIds) {
       return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
     }
     // In the store but never checked against this diff_id: check it from the stored copy.
@@ -161,7 +167,7 @@ async function copyBlob(
   const raw = await source.blob(layer, what, opts.signal);
   const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
   raw.on("error", (err) => metered.destroy(err));
-  if (compression === undefined || compression === "none" || diffId === undefined) {
+  if (compression === undefined || compression === "none" || diffId === undefined || !opts.verifyDiffIds) {
     await store.putBlob(layer, metered, what, opts.signal);
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }

@@ -36,6 +36,8 @@ export interface CopyOptions {
   level?: number;
   /** With layers "uncompressed": store recipes and the original manifests so unpack restores every digest. */
   preserveDigests?: boolean;
+  /** Decompress kept layers too and check their diff_ids. */
+  verifyDiffIds?: boolean;
   /** Bounds CPU-heavy work across all layers of a command. */
   cpu?: Limiter;
   onProgress?: ProgressListener;
@@ -254,6 +256,7 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<C
       family,
       ...(opts.preserveDigests ? { preserveDigests: true } : {}),
       ...(opts.cpu ? { cpu: opts.cpu } : {}),
+      ...(opts.verifyDiffIds ? { verifyDiffIds: true } : {}),
       ...(opts.level !== undefined ? { level: opts.level } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),

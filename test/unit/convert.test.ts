@@ -30,8 +30,9 @@ function decompressWithTool(data: Buffer, mediaType: string): Buffer {
   return data;
 }
 
-const options = (layers: LayerMode): CopyOptions => ({
+const options = (layers: LayerMode, verifyDiffIds = true): CopyOptions => ({
   layers,
+  verifyDiffIds,
   platforms: [{ os: "linux", architecture: "amd64" }],
   allPlatforms: true,
   withAttestations: false,
@@ -154,5 +155,11 @@ describe("layer conversion matrix", () => {
         `${mode}: bad layer must not stay in the store`,
       );
     }
+    // Without --verify-diff-ids a kept layer is only checked against its blob digest (like skopeo and crane).
+    const store = await Store.open(join(tmp, "bad-store-keep-unchecked"));
+    const source = new OciLayoutSource(new DirTree(layout), "bad", undefined);
+    const [image] = await source.images();
+    await copyImage(source, store, image!, options("keep", false));
+    assert.equal(await store.hasBlob({ digest: sha(layerGz) as never, size: layerGz.length }), true);
   });
 });
