@@ -59,12 +59,3 @@ export async function writeOutput(data: Readable, out: string, opts: OutputOptio
   }
   return { bytes };
 }
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

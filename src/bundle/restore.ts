@@ -19,11 +19,6 @@ interface Rebuild {
   recipe: GzipRecipe;
 }
 
-/** Whether a bundle was packed with digests preserved (and so has something to restore). */
-export function hasRestorableImages(meta: BundleMetadata | undefined): boolean {
-  return Boolean(meta?.images.some((i) => i.restored));
-}
-
 /**
  * Sits in front of an output sink and turns a digest-preserving bundle back into the source's
  * images: the original index and manifests, and each recipe layer regenerated from its

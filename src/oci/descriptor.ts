@@ -1,5 +1,5 @@
 import { parseDigest, sha256, DigestMismatchError, type Digest } from "./digest";
-import { isIndex, isManifest, isSchema1, mediaTypeInfo } from "./mediatypes";
+import { isSchema1 } from "./mediatypes";
 import { parsePlatform, type Platform } from "./platform";
 
 export interface Descriptor {
@@ -158,14 +158,6 @@ export function parseConfig(bytes: Uint8Array, what: string): ImageConfig {
     r.diff_ids.forEach((d, i) => parseDigest(d, `${what} rootfs.diff_ids[${i}]`));
   }
   return doc;
-}
-
-/** Whether the descriptor points to something we treat as an index or an image manifest. */
-export function descriptorKind(desc: Descriptor): "index" | "manifest" | "other" {
-  if (isIndex(desc.mediaType)) return "index";
-  if (isManifest(desc.mediaType)) return "manifest";
-  if (isSchema1(desc.mediaType)) return "manifest";
-  return mediaTypeInfo(desc.mediaType) ? "other" : "other";
 }
 
 /** Serialise a JSON document the way airpack writes new manifests (compact, stable key order as given). */
