@@ -12,7 +12,7 @@ import { streamToFile } from "../util/atomic";
 import type { BundleMetadata, DockerManifestEntry } from "./format";
 import { METADATA_FILE } from "./format";
 import type { UnpackSink } from "./reader";
-import { drain } from "./sinks";
+import { drain } from "../util/streams";
 
 interface Rebuild {
   original: Descriptor;

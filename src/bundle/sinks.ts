@@ -3,8 +3,6 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { Writable } from "node:stream";
 import type { Descriptor } from "../oci/descriptor";
 import { blobPath } from "../transports/layout";
 import { streamToFile, tempSibling } from "../util/atomic";
@@ -12,12 +10,8 @@ import { METADATA_FILE } from "./format";
 import type { UnpackSink } from "./reader";
 import { TarWriter } from "./tar-writer";
 import { writeOutput } from "./output";
+import { drain } from "../util/streams";
 import type { Store } from "../transports/store";
-
-/** Read a stream to its end (so its checks run) and throw the bytes away. */
-export async function drain(data: Readable): Promise<void> {
-  await pipeline(data, new Writable({ write: (_c, _e, cb) => cb() }));
-}
 
 /** verify: consume and discard. */
 export class NullSink implements UnpackSink {

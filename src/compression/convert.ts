@@ -1,4 +1,4 @@
-import { Writable } from "node:stream";
+import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
 import type { Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
@@ -151,12 +151,7 @@ async function copyBlob(
     }
     // In the store but never checked against this diff_id: check it from the stored copy.
     const check = diffIdCheck(diffId, what);
-    await pipeline(
-      await store.blob(layer, what, opts.signal),
-      decompressStream(compression, what),
-      check,
-      new Writable({ write: (_c, _e, cb) => cb() }),
-    );
+    await pipeline(await store.blob(layer, what, opts.signal), decompressStream(compression, what), check, discard());
     await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
       mediaType: "diff_id",
       digest: diffId,
@@ -172,12 +167,7 @@ async function copyBlob(
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }
   const check = diffIdCheck(diffId, what);
-  const side = pipeline(
-    metered,
-    decompressStream(compression, what),
-    check,
-    new Writable({ write: (_c, _e, cb) => cb() }),
-  );
+  const side = pipeline(metered, decompressStream(compression, what), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
   await store.putBlob(layer, metered, what, opts.signal, side);
   await store.recordConversion(layer.digest, DIFF_ID_RECORD, {

@@ -1,4 +1,5 @@
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
+import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
 import { diffIdCheck, type ConvertOptions, type LayerResult } from "../compression/convert";
 import { decompressStream } from "../compression/codecs";
@@ -72,7 +73,7 @@ export async function preserveGzipLayer(
   const [, stored] = await allSettledOrThrow([
     decompressed,
     store.ingest(toStore, [], opts.signal),
-    pipeline(toIdentify, identifier, new Writable({ write: (_c, _e, cb) => cb() })),
+    pipeline(toIdentify, identifier, discard()),
   ] as const);
   if (stored.digest !== diffId) throw new Error(`${what}: uncompressed content does not match the config's diff_id`);
   const recipe = identifier.recipe;

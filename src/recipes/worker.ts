@@ -5,9 +5,8 @@
  * - "identify": uncompressed chunks in, the matching recipe (if any) out.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { candidateById, allCandidates } from "./encoders";
-import { crc32 } from "../compression/goflate";
-import { gzipTrailer } from "./gzip-header";
+import { allCandidates } from "./encoders";
+import { regenerateGzip } from "./regenerate";
 import { GzipIdentifier, type GzipRecipe } from "./identify";
 
 export type WorkerJob =
@@ -23,26 +22,19 @@ export type FromWorker =
 type Handler = { data(chunk: Uint8Array): void; end(): void };
 
 function regenerate(recipe: GzipRecipe, send: (msg: FromWorker, transfer?: ArrayBuffer[]) => void): Handler {
-  const candidate = candidateById(recipe.encoder);
-  if (!candidate) throw new Error(`recipe needs encoder "${recipe.encoder}", which this airpack does not have`);
-  const emit = (out: Uint8Array): void => {
+  const regen = regenerateGzip(recipe);
+  regen.on("data", (out: Buffer) => {
     const copy = new Uint8Array(out);
     send({ type: "out", chunk: copy }, [copy.buffer]);
-  };
-  let crc = 0;
-  let size = 0;
-  const encoder = candidate.create(emit);
-  emit(Buffer.from(recipe.header, "base64"));
+  });
+  regen.on("end", () => send({ type: "done" }));
+  regen.on("error", (err) => send({ type: "error", message: err.message }));
   return {
     data(chunk) {
-      crc = crc32(chunk, crc);
-      size += chunk.length;
-      encoder.write(chunk);
+      regen.write(chunk);
     },
     end() {
-      encoder.end();
-      emit(gzipTrailer(crc, size));
-      send({ type: "done" });
+      regen.end();
     },
   };
 }
