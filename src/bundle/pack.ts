@@ -1,17 +1,19 @@
+import { setMaxListeners } from "node:events";
 import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
+import type { Digest } from "../oci/digest";
 import { formatPlatform } from "../oci/platform";
 import { openSource, parseSourceSpec } from "../transports/parse";
 import { StoreFirstSource } from "../transports/cached";
 import { createRegistryClient, type RegistryOptions } from "../registry/setup";
 import { Store } from "../transports/store";
-import type { NamedImage } from "../transports/types";
+import type { ImageSource, NamedImage } from "../transports/types";
 import type { StreamFormat } from "../compression/sniff";
 import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
 import { writeOutput } from "./output";
 import { layoutTar } from "./writer";
 import { toolVersion } from "../version";
-import { allSettledOrThrow, Limiter } from "../util/pool";
+import { allSettledOrThrow, Limiter, mapPool } from "../util/pool";
 import { defaultThreads } from "../compression/codecs";
 
 export interface PackOptions extends CopyOptions {
@@ -76,28 +78,79 @@ function toBundleImage(r: ImageReport, preserved: boolean): BundleImage {
 /** pack: every source → store (converting layers) → one bundle file or stdout. */
 export async function pack(opts: PackOptions): Promise<PackResult> {
   const store = await Store.open(opts.cacheDir);
+  // A failed background download stops everything else; Ctrl-C (opts.signal) does too.
+  const cancel = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal;
+  setMaxListeners(256, signal); // one listener per stream in flight
+  const downloads = new Limiter(opts.jobs);
+  const background: Promise<void>[] = [];
+  const scheduled = new Set<Digest>();
+  const inBackground = (digest: Digest, task: () => Promise<void>): void => {
+    if (scheduled.has(digest)) return; // another image brings the same layer
+    scheduled.add(digest);
+    const arrival = downloads.run(async () => {
+      signal.throwIfAborted(); // queued behind a download that failed
+      await task();
+    });
+    arrival.catch(() => cancel.abort());
+    store.expect(digest, arrival);
+    background.push(arrival);
+  };
+  let ok = false;
+  try {
+    const reports = await copyAll(store, { ...opts, signal, background: inBackground });
+    const result = await writeBundle(store, reports, { ...opts, signal }, Promise.all(background));
+    ok = true;
+    return result;
+  } finally {
+    if (!ok) cancel.abort();
+    const settled = await Promise.allSettled(background);
+    if (ok && settled.every((r) => r.status === "fulfilled")) await store.close();
+  }
+}
+
+/** Copy every image of every source into the store, images side by side. */
+async function copyAll(store: Store, opts: PackOptions): Promise<{ report: ImageReport; image: NamedImage }[]> {
   const cpu = opts.cpu ?? new Limiter(defaultThreads());
-  const reports: ImageReport[] = [];
-  const named: NamedImage[] = [];
   const seenNames = new Set<string>();
   const specs = opts.sources.map(parseSourceSpec);
   const registry = createRegistryClient(opts.registry ?? {}, specs);
-  for (const spec of specs) {
-    const text = spec.text;
-    const source = new StoreFirstSource(await openSource(spec, { registry }), store);
-    try {
+  const sources: ImageSource[] = [];
+  const work: { source: ImageSource; image: NamedImage }[] = [];
+  try {
+    for (const spec of specs) {
+      const source = new StoreFirstSource(await openSource(spec, { registry }), store);
+      sources.push(source);
       for (const image of await source.images()) {
-        if (seenNames.has(image.name)) throw new Error(`${text}: image name ${image.name} is given twice`);
+        if (seenNames.has(image.name)) throw new Error(`${spec.text}: image name ${image.name} is given twice`);
         seenNames.add(image.name);
-        const report = await copyImage(source, store, image, { ...opts, cpu });
-        reports.push(report);
-        named.push({ name: image.name, descriptor: report.descriptor, source: image.source });
+        work.push({ source, image });
       }
-    } finally {
-      await source.close();
     }
+    // One limiter keeps the blob transfers of all images together at --jobs.
+    const transfers = new Limiter(opts.jobs);
+    return await mapPool(work, opts.jobs, async ({ source, image }) => ({
+      report: await copyImage(source, store, image, { ...opts, cpu, transfers }),
+      image,
+    }));
+  } finally {
+    for (const source of sources) await source.close();
   }
-  await store.close();
+}
+
+/** Write the bundle from the store; `arrivals` settles when background downloads are all in. */
+async function writeBundle(
+  store: Store,
+  copied: { report: ImageReport; image: NamedImage }[],
+  opts: PackOptions,
+  arrivals: Promise<unknown>,
+): Promise<PackResult> {
+  const reports = copied.map((c) => c.report);
+  const named: NamedImage[] = copied.map(({ report, image }) => ({
+    name: image.name,
+    descriptor: report.descriptor,
+    source: image.source,
+  }));
   // Original indexes replaced by filtered/converted ones are kept for the record.
   const extraBlobs: Descriptor[] = [];
   const addExtra = (d: Descriptor): void => {
@@ -130,7 +183,8 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const [plan, { bytes }] = await allSettledOrThrow([done, written]);
+  // A download's own error comes first: the writer only sees the cancellation it causes.
+  const [, plan, { bytes }] = await allSettledOrThrow([arrivals, done, written]);
   return {
     out: opts.out,
     metadata,

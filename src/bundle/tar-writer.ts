@@ -1,10 +1,11 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
+import { STREAM_BUFFER } from "../util/streams";
 
 /** Thin async wrapper over tar-stream's pack: one entry at a time, streamed. */
 export class TarWriter {
-  readonly pack = tar.pack();
+  readonly pack = tar.pack({ highWaterMark: STREAM_BUFFER });
   private readonly dirs = new Set<string>();
 
   constructor(private readonly mtime: Date) {}

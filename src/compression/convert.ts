@@ -1,5 +1,6 @@
 import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
 import type { Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
@@ -30,6 +31,11 @@ export interface ConvertOptions {
   verifyDiffIds?: boolean;
   /** Bounds CPU-heavy work (encoder identification) to the number of cores. */
   cpu?: Limiter;
+  /**
+   * Run a plain copy (no check or conversion that decides the result) in the background: the
+   * result is known from the descriptor, so the caller can go on while the bytes arrive.
+   */
+  background?: (digest: Digest, task: () => Promise<void>) => void;
   /** The manifest family the converted layer will live in. */
   family: Family;
   level?: number;
@@ -78,7 +84,9 @@ export async function convertLayer(
   if (opts.preserveDigests && to === "none") {
     // The original blob must be in the store (verified) to be compared against; its diff_id is
     // checked by the identification pass itself.
-    const copied = await copyBlob(source, store, layer, diffId, what, { ...opts, verifyDiffIds: false });
+    const inline: ConvertOptions = { ...opts, verifyDiffIds: false };
+    delete inline.background; // identification needs the blob now
+    const copied = await copyBlob(source, store, layer, diffId, what, inline);
     if (from !== "gzip" || !diffId) {
       return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
     }
@@ -159,17 +167,24 @@ async function copyBlob(
     });
     return { descriptor, action: "copied", uncompressedSize: check.size };
   }
-  const raw = await source.blob(layer, what, opts.signal);
-  const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
-  raw.on("error", (err) => metered.destroy(err));
+  const open = async (): Promise<Readable> => {
+    const raw = await source.blob(layer, what, opts.signal);
+    if (!opts.onProgress) return raw;
+    const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
+    raw.on("error", (err) => metered.destroy(err));
+    return metered;
+  };
   if (compression === undefined || compression === "none" || diffId === undefined || !opts.verifyDiffIds) {
-    await store.putBlob(layer, metered, what, opts.signal);
+    const download = async (): Promise<void> => store.putSourceBlob(layer, await open(), what, opts.signal);
+    if (opts.background) opts.background(layer.digest, download);
+    else await download();
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }
+  const metered = await open();
   const check = diffIdCheck(diffId, what);
   const side = pipeline(metered, decompressStream(compression, what), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
-  await store.putBlob(layer, metered, what, opts.signal, side);
+  await store.putSourceBlob(layer, metered, what, opts.signal, side);
   await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
     mediaType: "diff_id",
     digest: diffId,

@@ -1,4 +1,4 @@
-import { convertLayer, type LayerMode, type LayerResult } from "../compression/convert";
+import { convertLayer, type ConvertOptions, type LayerMode, type LayerResult } from "../compression/convert";
 import {
   encodeJson,
   parseConfig,
@@ -40,6 +40,10 @@ export interface CopyOptions {
   verifyDiffIds?: boolean;
   /** Bounds CPU-heavy work across all layers of a command. */
   cpu?: Limiter;
+  /** Bounds blob transfers across images copied side by side (each image alone is bounded by `jobs`). */
+  transfers?: Limiter;
+  /** Lets plain layer copies finish in the background (see ConvertOptions.background). */
+  background?: ConvertOptions["background"];
   onProgress?: ProgressListener;
   signal?: AbortSignal;
 }
@@ -256,12 +260,14 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<C
       family,
       ...(opts.preserveDigests ? { preserveDigests: true } : {}),
       ...(opts.cpu ? { cpu: opts.cpu } : {}),
+      ...(opts.background ? { background: opts.background } : {}),
       ...(opts.verifyDiffIds ? { verifyDiffIds: true } : {}),
       ...(opts.level !== undefined ? { level: opts.level } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     };
-    return convertLayer(source, store, layer, diffIds[i], layerWhat, convertOpts);
+    const convert = (): Promise<LayerResult> => convertLayer(source, store, layer, diffIds[i], layerWhat, convertOpts);
+    return opts.transfers ? opts.transfers.run(convert) : convert();
   });
 
   const layers: LayerReport[] = manifest.layers.map((layer, i) => ({

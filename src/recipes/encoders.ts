@@ -21,7 +21,8 @@ export interface Candidate {
   level: number;
   /** The tool versions whose output this reproduces. */
   versions: string;
-  create(onData: (out: Uint8Array) => void): RawDeflateEncoder;
+  /** `peek`, when the encoder supports it, sees output that is final but not emitted yet. */
+  create(onData: (out: Uint8Array) => void, peek?: (partial: Uint8Array) => void): RawDeflateEncoder;
 }
 
 /** zlib 1.2.x deflate (via pako, byte-identical to vanilla zlib): Python, Java, jib, many scripts. */
@@ -32,7 +33,8 @@ function zlibCandidate(level: number): Candidate {
     level,
     versions: "zlib 1.2.x (pako 2.x), memLevel 8, windowBits 15",
     create(onData) {
-      const d = new Deflate({ level: level as 1, raw: true, windowBits: 15, memLevel: 8, chunkSize: 1 << 16 });
+      // Small output chunks: a wrong guess shows its first differing byte sooner.
+      const d = new Deflate({ level: level as 1, raw: true, windowBits: 15, memLevel: 8, chunkSize: 1 << 14 });
       d.onData = (chunk) => onData(chunk as Uint8Array);
       return {
         write(chunk) {
@@ -78,8 +80,8 @@ function pgzipCandidate(level: number): Candidate {
     family: "pgzip",
     level,
     versions: "klauspost/pgzip 1.2.5 + klauspost/compress 1.15.12 (1 MiB blocks, 16 KiB dictionary)",
-    create(onData) {
-      return createPgzipDeflate(level, undefined, onData);
+    create(onData, peek) {
+      return createPgzipDeflate(level, peek ? { peek } : undefined, onData);
     },
   };
 }
@@ -112,19 +114,31 @@ function pigzCandidate(level: number, threads: 1 | 2): Candidate {
 
 type Factory = () => Candidate[];
 
+/**
+ * pigz -p 1 writes the same bytes as its threaded mode at levels 4-9 (reference test in
+ * test/unit/pigz.test.ts), so only levels 1-3 need their own -p 1 candidate when identifying.
+ */
+const PIGZ_SINGLE_DIFFERS = (level: number): boolean => level <= 3;
+
 /** Families in order of real-world weight (GUIDE §4); levels in order of how often tools use them. */
 const families: Factory[] = [
   () => [6, 9, 1, 5, 4, 3, 2, 7, 8, -2, 0].map(goFlateCandidate),
   () => [5, 1, 6, 9, 4, 3, 2, 7, 8].map(pgzipCandidate),
   () => [6, 1, 9, 5, 4, 3, 2, 7, 8].map(zlibCandidate),
   () => [6, 9, 1, 5, 4, 3, 2, 7, 8].map(gnuGzipCandidate),
-  () => [6, 9, 1, 5, 4, 3, 2, 7, 8].flatMap((l) => [pigzCandidate(l, 2), pigzCandidate(l, 1)]),
+  () =>
+    [6, 9, 1, 5, 4, 3, 2, 7, 8].flatMap((l) =>
+      PIGZ_SINGLE_DIFFERS(l) ? [pigzCandidate(l, 2), pigzCandidate(l, 1)] : [pigzCandidate(l, 2)],
+    ),
 ];
 
+/** The candidates identification tries, in order. */
 export function allCandidates(): Candidate[] {
   return families.flatMap((f) => f());
 }
 
+/** Any candidate a recipe may name, including ids identification no longer tries (older bundles). */
 export function candidateById(id: string): Candidate | undefined {
-  return allCandidates().find((c) => c.id === id);
+  const retired = [4, 5, 6, 7, 8, 9].map((l) => pigzCandidate(l, 1));
+  return [...allCandidates(), ...retired].find((c) => c.id === id);
 }

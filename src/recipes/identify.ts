@@ -19,6 +19,17 @@ export interface GzipRecipe {
 
 const READ_CHUNK = 256 * 1024;
 
+/** Thrown out of an encoder's output callback to stop a dead trial mid-chunk. */
+const TRIAL_OVER = Symbol("trial over");
+
+function runTrial(t: Trial, step: (encoder: RawDeflateEncoder) => void): void {
+  try {
+    step(t.encoder);
+  } catch (err) {
+    if (err !== TRIAL_OVER) throw err;
+  }
+}
+
 /**
  * Compares one candidate's output with the original deflate body as it is produced. A dead trial
  * lets go of its encoder and buffer at once: most die within the first block, and ~30 candidates
@@ -27,6 +38,8 @@ const READ_CHUNK = 256 * 1024;
 class Trial {
   private living = true;
   private produced = 0;
+  /** Bytes of the next emission already checked through peek(). */
+  private peeked = 0;
   private buf?: Buffer;
   private bufStart = 0;
   private bufLen = 0;
@@ -41,7 +54,10 @@ class Trial {
   ) {
     this.bodyStart = header.length;
     this.hash.update(header);
-    this.encoderRef = candidate.create((out) => this.compare(out));
+    this.encoderRef = candidate.create(
+      (out) => this.compare(out),
+      (partial) => this.peek(partial),
+    );
   }
 
   private readonly bodyStart: number;
@@ -61,30 +77,44 @@ class Trial {
     this.buf = undefined;
   }
 
+  /** Output the encoder has not emitted yet but will (a growing prefix of its next emission). */
+  private peek(partial: Uint8Array): void {
+    if (!this.living || partial.length <= this.peeked) return;
+    if (!this.matches(partial, this.peeked, this.produced + this.peeked)) this.stop();
+    this.peeked = partial.length;
+  }
+
   private compare(out: Uint8Array): void {
     if (!this.living) return;
-    if (this.produced + out.length > this.bodyLength) {
-      this.die();
-      return;
-    }
-    this.buf ??= Buffer.alloc(READ_CHUNK);
-    let i = 0;
-    while (i < out.length) {
-      const pos = this.produced + i;
-      if (pos < this.bufStart || pos >= this.bufStart + this.bufLen) {
-        this.bufStart = pos;
-        this.bufLen = readSync(this.fd, this.buf, 0, Math.min(READ_CHUNK, this.bodyLength - pos), this.bodyStart + pos);
-      }
-      const n = Math.min(out.length - i, this.bufStart + this.bufLen - pos);
-      const off = pos - this.bufStart;
-      if (Buffer.compare(out.subarray(i, i + n), this.buf.subarray(off, off + n)) !== 0) {
-        this.die();
-        return;
-      }
-      i += n;
-    }
+    if (!this.matches(out, Math.min(this.peeked, out.length), this.produced + this.peeked)) this.stop();
+    this.peeked = 0;
     this.hash.update(out);
     this.produced += out.length;
+  }
+
+  /** Drop this trial and unwind its encoder (caught in runTrial). */
+  private stop(): never {
+    this.die();
+    throw TRIAL_OVER;
+  }
+
+  /** Whether out[from..] equals the original body from byte `pos` on. */
+  private matches(out: Uint8Array, from: number, pos: number): boolean {
+    if (pos - from + out.length > this.bodyLength) return false;
+    this.buf ??= Buffer.alloc(READ_CHUNK);
+    let i = from;
+    while (i < out.length) {
+      const at = pos + (i - from);
+      if (at < this.bufStart || at >= this.bufStart + this.bufLen) {
+        this.bufStart = at;
+        this.bufLen = readSync(this.fd, this.buf, 0, Math.min(READ_CHUNK, this.bodyLength - at), this.bodyStart + at);
+      }
+      const n = Math.min(out.length - i, this.bufStart + this.bufLen - at);
+      const off = at - this.bufStart;
+      if (Buffer.compare(out.subarray(i, i + n), this.buf.subarray(off, off + n)) !== 0) return false;
+      i += n;
+    }
+    return true;
   }
 
   get complete(): boolean {
@@ -131,7 +161,7 @@ export class GzipIdentifier extends Writable {
     this.crc = crc32(chunk, this.crc);
     this.size += chunk.length;
     try {
-      for (const t of this.trials) if (t.alive) t.encoder.write(chunk);
+      for (const t of this.trials) if (t.alive) runTrial(t, (e) => e.write(chunk));
       cb();
     } catch (err) {
       cb(err as Error);
@@ -140,7 +170,7 @@ export class GzipIdentifier extends Writable {
 
   override _final(cb: (err?: Error | null) => void): void {
     try {
-      for (const t of this.trials) if (t.alive) t.encoder.end();
+      for (const t of this.trials) if (t.alive) runTrial(t, (e) => e.end());
       const trailer = gzipTrailer(this.crc, this.size);
       const tail = Buffer.alloc(8);
       readSync(this.fd, tail, 0, 8, this.original.size - 8);

@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DOCKER_HUB, DOCKER_HUB_API } from "../oci/reference";
 import { Authenticator } from "./auth";
@@ -220,43 +221,102 @@ export function resumableBlob(
   what: string,
   signal?: AbortSignal,
 ): Readable {
-  async function* chunks(): AsyncGenerator<Buffer> {
-    let received = 0;
+  return new BlobDownload({ client, registry, repository, digest, size, what, signal });
+}
+
+interface BlobRequest {
+  client: RegistryClient;
+  registry: string;
+  repository: string;
+  digest: string;
+  size: number;
+  what: string;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The response body's chunks are pushed straight on, pausing the socket under back-pressure
+ * (an async generator in between cost a few promise hops per 64 KiB chunk: measured ~15 % of a
+ * loopback pull's CPU).
+ */
+class BlobDownload extends Readable {
+  private received = 0;
+  private body: HttpResponse["body"] | undefined;
+  private started = false;
+
+  constructor(private readonly req: BlobRequest) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _read(): void {
+    if (this.started) {
+      this.body?.resume();
+      return;
+    }
+    this.started = true;
+    this.download().then(
+      () => this.push(null),
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.body?.destroy();
+    callback(err);
+  }
+
+  private async download(): Promise<void> {
+    const { client, size, what, signal } = this.req;
     let failures = 0;
     for (;;) {
-      const headers: Record<string, string> = {};
-      if (received > 0) headers.range = `bytes=${received}-`;
       try {
-        const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
-          headers,
-          ...(signal ? { signal } : {}),
-        });
-        if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);
-        let skip = 0;
-        if (received > 0 && res.status === 200) skip = received; // server ignored Range: drop what we have
-        for await (const chunk of res.body) {
-          let buf = chunk as Buffer;
-          if (skip > 0) {
-            const n = Math.min(skip, buf.length);
-            skip -= n;
-            buf = buf.subarray(n);
-            if (buf.length === 0) continue;
-          }
-          received += buf.length;
-          yield buf;
-        }
-        if (received < size)
-          throw new NetworkError(`${what}: connection closed after ${received} of ${size} bytes`, true);
+        await this.attempt();
+        if (this.received < size)
+          throw new NetworkError(`${what}: connection closed after ${this.received} of ${size} bytes`, true);
         return;
       } catch (err) {
+        if (this.destroyed) return;
         const e = err as NodeJS.ErrnoException;
         const retryable =
-          err instanceof NetworkError ? err.retryable : e.code === "ECONNRESET" || e.message === "aborted";
+          err instanceof NetworkError
+            ? err.retryable
+            : e.code === "ECONNRESET" || e.code === "ERR_STREAM_PREMATURE_CLOSE" || e.message === "aborted";
         failures++;
         if (!retryable || failures >= 5 || signal?.aborted) throw err;
         await sleep(client.backoff(failures), undefined, signal ? { signal } : {});
       }
     }
   }
-  return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+
+  /** One GET (ranged after the first); resolves when its body ended. */
+  private async attempt(): Promise<void> {
+    const { client, registry, repository, digest, what, signal } = this.req;
+    const headers: Record<string, string> = {};
+    if (this.received > 0) headers.range = `bytes=${this.received}-`;
+    const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
+      headers,
+      ...(signal ? { signal } : {}),
+    });
+    if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);
+    // A server that ignored Range starts over: drop what we already have.
+    let skip = this.received > 0 && res.status === 200 ? this.received : 0;
+    const body = res.body;
+    this.body = body;
+    body.on("data", (chunk: Buffer) => {
+      let buf = chunk;
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length);
+        skip -= n;
+        buf = buf.subarray(n);
+        if (buf.length === 0) return;
+      }
+      this.received += buf.length;
+      if (!this.push(buf)) body.pause();
+    });
+    try {
+      await finished(body);
+    } finally {
+      this.body = undefined;
+    }
+  }
 }

@@ -3,7 +3,11 @@ import type { Descriptor } from "../oci/descriptor";
 import type { Store } from "./store";
 import type { ImageSource, NamedImage } from "./types";
 
-/** Reads through the store first, so a warm cache makes no requests for blobs it holds. */
+/**
+ * Reads through the store first, so a warm cache makes no requests for blobs it holds. It asks
+ * Store.holds(), not hasBlob(): it is the source of the store's own background downloads, which
+ * must not wait for themselves.
+ */
 export class StoreFirstSource implements ImageSource {
   constructor(
     private readonly inner: ImageSource,
@@ -19,17 +23,17 @@ export class StoreFirstSource implements ImageSource {
   }
 
   async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
-    if (await this.store.hasBlob(desc)) return this.store.fetchSmall(desc, what);
+    if (await this.store.holds(desc)) return this.store.fetchSmall(desc, what);
     return this.inner.fetchSmall(desc, what);
   }
 
   async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
-    if (await this.store.hasBlob(desc)) return this.store.blob(desc, what, signal);
+    if (await this.store.holds(desc)) return this.store.blobHeld(desc, what, signal);
     return this.inner.blob(desc, what, signal);
   }
 
   async hasBlob(desc: Descriptor): Promise<boolean> {
-    return (await this.store.hasBlob(desc)) || this.inner.hasBlob(desc);
+    return (await this.store.holds(desc)) || this.inner.hasBlob(desc);
   }
 
   close(): Promise<void> {

@@ -9,6 +9,8 @@ import { DigestStream, digestHex, parseDigest, type Digest } from "../oci/digest
 import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
+import { ReadAheadStream } from "../util/read-ahead";
+import { STREAM_BUFFER } from "../util/streams";
 import { allSettledOrThrow } from "../util/pool";
 import { blobPath, OciLayoutSource } from "./layout";
 import type { ImageSink, NamedImage } from "./types";
@@ -20,6 +22,12 @@ import type { ImageSink, NamedImage } from "./types";
  */
 export class Store extends OciLayoutSource implements ImageSink {
   private readonly tags = new Map<string, Descriptor>();
+  /** Digests written and verified by this process (their files were renamed into place after the check). */
+  private readonly verified = new Set<string>();
+  /** Blob writes in progress, so two layers with the same digest download it once. */
+  private readonly writing = new Map<string, Promise<void>>();
+  /** Blobs announced by background downloads (see expect()). */
+  private readonly expected = new Map<string, Promise<void>>();
 
   private constructor(readonly root: string) {
     super(new DirTree(root), `store ${root}`);
@@ -42,7 +50,19 @@ export class Store extends OciLayoutSource implements ImageSink {
     return join(this.root, blobPath(desc));
   }
 
+  /** Whether the blob is here; a download of it still running in this process is waited for first. */
   override async hasBlob(desc: Pick<Descriptor, "digest" | "size">): Promise<boolean> {
+    await this.arrival(desc.digest);
+    return this.holds(desc);
+  }
+
+  private async arrival(digest: string): Promise<void> {
+    await this.expected.get(digest)?.catch(() => undefined);
+    await this.writing.get(digest)?.catch(() => undefined);
+  }
+
+  /** Whether the blob is here now, without waiting for downloads in progress (the downloads' own check). */
+  async holds(desc: Pick<Descriptor, "digest" | "size">): Promise<boolean> {
     try {
       return (await stat(this.blobFile(desc))).size === desc.size;
     } catch {
@@ -50,13 +70,25 @@ export class Store extends OciLayoutSource implements ImageSink {
     }
   }
 
+  /**
+   * Announce a blob that a background task is bringing in: hasBlob() and blob() readers wait for
+   * it, so a bundle can be written while later layers are still downloading.
+   */
+  expect(digest: Digest, arrival: Promise<void>): void {
+    this.expected.set(digest, arrival);
+    const forget = (): void => {
+      if (this.expected.get(digest) === arrival) this.expected.delete(digest);
+    };
+    arrival.then(forget, forget);
+  }
+
   private ingestPath(): string {
     return join(this.root, "ingest", randomBytes(8).toString("hex"));
   }
 
   /**
-   * Store a verified blob. `gate`, when given, is a check running alongside (e.g. the diff_id of
-   * the decompressed layer); the blob only becomes visible if it passes too.
+   * Store a blob, hashing it on the way in. `gate`, when given, is a check running alongside
+   * (e.g. the diff_id of the decompressed layer); the blob only becomes visible if it passes too.
    */
   async putBlob(
     desc: Descriptor,
@@ -65,24 +97,72 @@ export class Store extends OciLayoutSource implements ImageSink {
     signal?: AbortSignal,
     gate?: Promise<unknown>,
   ): Promise<void> {
-    if (await this.hasBlob(desc)) {
+    await this.write(desc, data, what, { hash: true, signal, gate });
+  }
+
+  /**
+   * Store a stream from ImageSource.blob(), which by contract errors at its end unless it matched
+   * `desc`; hashing it again here would only double the CPU cost of a download.
+   */
+  async putSourceBlob(
+    desc: Descriptor,
+    data: Readable,
+    what: string,
+    signal?: AbortSignal,
+    gate?: Promise<unknown>,
+  ): Promise<void> {
+    await this.write(desc, data, what, { hash: false, signal, gate });
+  }
+
+  private async write(
+    desc: Descriptor,
+    data: Readable,
+    what: string,
+    opts: { hash: boolean; signal: AbortSignal | undefined; gate: Promise<unknown> | undefined },
+  ): Promise<void> {
+    const running = opts.gate ? undefined : this.writing.get(desc.digest);
+    if (running) {
+      // Another layer of this run brings the same blob: wait for that one (and share its failure).
       data.destroy();
-      await gate;
+      await running;
+      return;
+    }
+    if (await this.holds(desc)) {
+      data.destroy();
+      await opts.gate;
       return;
     }
     const tmp = this.ingestPath();
+    const done = (async () => {
+      try {
+        const stages = opts.hash ? [data, new DigestStream(desc, what)] : [data];
+        const file = createWriteStream(tmp, { flags: "wx", highWaterMark: STREAM_BUFFER });
+        const written = pipeline([...stages, file], opts.signal ? { signal: opts.signal } : {});
+        await allSettledOrThrow([written, opts.gate ?? Promise.resolve()]);
+        await rename(tmp, this.blobFile(desc));
+        this.verified.add(desc.digest);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    })();
+    this.writing.set(desc.digest, done);
     try {
-      const written = pipeline(
-        data,
-        new DigestStream(desc, what),
-        createWriteStream(tmp, { flags: "wx" }),
-        signal ? { signal } : {},
-      );
-      await allSettledOrThrow([written, gate ?? Promise.resolve()]);
-      await rename(tmp, this.blobFile(desc));
+      await done;
     } finally {
-      await rm(tmp, { force: true });
+      this.writing.delete(desc.digest);
     }
+  }
+
+  /** Blobs this process verified while writing them are read back without hashing them again. */
+  override async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
+    await this.arrival(desc.digest);
+    return this.blobHeld(desc, what, signal);
+  }
+
+  /** Like blob(), without waiting for a download of it in progress (see holds()). */
+  async blobHeld(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
+    if (!this.verified.has(desc.digest)) return super.blob(desc, what, signal);
+    return new ReadAheadStream(this.blobFile(desc));
   }
 
   async putSmall(desc: Descriptor, bytes: Uint8Array, what: string): Promise<void> {
@@ -101,9 +181,11 @@ export class Store extends OciLayoutSource implements ImageSink {
     const tmp = this.ingestPath();
     const hasher = new DigestStream();
     try {
-      await pipeline([data, ...transforms, hasher, createWriteStream(tmp, { flags: "wx" })], signal ? { signal } : {});
+      const file = createWriteStream(tmp, { flags: "wx", highWaterMark: STREAM_BUFFER });
+      await pipeline([data, ...transforms, hasher, file], signal ? { signal } : {});
       const result = hasher.digest;
       await rename(tmp, this.blobFile(result));
+      this.verified.add(result.digest);
       return result;
     } finally {
       await rm(tmp, { force: true });

@@ -13,11 +13,17 @@ export function verifiedStream(
   raw.on("error", (err) => check.destroy(err));
   if (signal) {
     const onAbort = (): void => {
+      // The stream may not be piped anywhere yet: its consumer finds the error on it later.
+      check.on("error", () => undefined);
       raw.destroy();
       check.destroy(new Error(`${what}: cancelled`));
     };
-    signal.addEventListener("abort", onAbort, { once: true });
-    check.on("close", () => signal.removeEventListener("abort", onAbort));
+    if (signal.aborted) {
+      queueMicrotask(onAbort);
+    } else {
+      signal.addEventListener("abort", onAbort, { once: true });
+      check.on("close", () => signal.removeEventListener("abort", onAbort));
+    }
   }
   return raw.pipe(check);
 }

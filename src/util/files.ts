@@ -2,10 +2,8 @@ import { createReadStream } from "node:fs";
 import { lstat, readFile, realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
 import { Readable } from "node:stream";
+import { ReadAheadStream } from "./read-ahead";
 import { indexTarFile, safeTarPath, type TarEntry } from "./tar-index";
-
-/** Large reads: fewer, bigger chunks through every stage of the pipeline (measured: ~40% less CPU). */
-const READ_CHUNK = 1 << 20;
 
 /** Read-only access to a tree of files: a directory or a tar archive. */
 export interface FileTree {
@@ -58,7 +56,7 @@ export class DirTree implements FileTree {
 
   open(path: string): Readable {
     // Path safety is checked by callers through exists()/size(); re-check synchronously here.
-    return createReadStream(join(this.root, safeTarPath(path, this.root)), { highWaterMark: READ_CHUNK });
+    return new ReadAheadStream(join(this.root, safeTarPath(path, this.root)));
   }
 }
 
@@ -116,7 +114,7 @@ export class TarTree implements FileTree {
   open(path: string): Readable {
     const e = this.entry(path);
     if (e.size === 0) return Readable.from([]);
-    return createReadStream(this.file, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: READ_CHUNK });
+    return new ReadAheadStream(this.file, e.offset, e.offset + e.size);
   }
 
   paths(): string[] {

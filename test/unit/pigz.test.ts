@@ -183,6 +183,20 @@ describe("pigz deflate body", { skip }, () => {
     }
   });
 
+  // Why identification tries pigz-p1 candidates only at levels 1-3 (src/recipes/encoders.ts).
+  it("real pigz -p 1 writes the threaded bytes at levels 4-9, not always at 1-3", () => {
+    const some = [...inputs.filter((i) => i.name.startsWith("GNU tar")), ...bigOnes(inputs).slice(0, 1)];
+    let differs = 0;
+    for (const input of some) {
+      for (let level = 1; level <= 9; level++) {
+        const same = Buffer.compare(pigzBody(input.data, level, ["-p", "1"]), pigzBody(input.data, level, ["-p", "2"]));
+        if (level >= 4) assert.equal(same, 0, `${input.name} L${level}: -p 1 differs from -p 2`);
+        else if (same !== 0) differs++;
+      }
+    }
+    assert.ok(differs > 0, "-p 1 matched -p 2 at levels 1-3 on every input: the extra candidates may be redundant");
+  });
+
   it("rejects a block size below 32 KiB and unsupported levels", () => {
     assert.throws(() => createPigzDeflate(6, () => undefined, { blockSize: 16384 }), RangeError);
     assert.throws(() => createPigzDeflate(0, () => undefined), RangeError);

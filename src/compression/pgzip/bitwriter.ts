@@ -42,6 +42,8 @@ const HUFF_ONLY_DIST = (() => {
 
 export class BitWriter {
   out = new Uint8Array(1 << 16);
+  /** Called after most blocks: out[0, pos) is final by then (identification compares early). */
+  onBlock: (() => void) | undefined = undefined;
   pos = 0;
   private acc = 0;
   private nbits = 0;
@@ -142,6 +144,7 @@ export class BitWriter {
   writeStored(src: Uint8Array, from: number, to: number, eof: boolean): void {
     this.writeStoredHeader(to - from, eof);
     this.writeBytes(src, from, to);
+    this.onBlock?.();
   }
 
   private writeFixedHeader(eof: boolean): void {
@@ -396,6 +399,7 @@ export class BitWriter {
     }
     if (sync) this.lastHeader = 0;
     this.writeTokens(tokens, this.litEnc.codes, this.offEnc.codes);
+    this.onBlock?.();
   }
 
   /** Emit tokens; a trailing EOB token is written with the literal table. */
@@ -561,5 +565,6 @@ export class BitWriter {
       this.lastHeader = 0;
       this.lastHuffMan = false;
     }
+    this.onBlock?.();
   }
 }

@@ -25,6 +25,11 @@ export const PGZIP_TAIL_SIZE = 16384;
 export interface PgzipDeflateOptions {
   /** Input bytes per independently compressed block (SetConcurrency's blockSize). */
   blockSize?: number;
+  /**
+   * Sees the current block's output so far as it grows (a view; later emitted whole through
+   * onData), so a wrong guess can be dropped before a whole 1 MiB block is compressed.
+   */
+  peek?: (partial: Uint8Array) => void;
 }
 
 export interface PgzipDeflate {
@@ -196,6 +201,8 @@ export function createPgzipDeflate(
     throw new RangeError(`pgzip: block size must be an integer > ${PGZIP_TAIL_SIZE}`);
   }
   const w = new BitWriter();
+  const peek = opts?.peek;
+  if (peek) w.onBlock = () => peek(w.out.subarray(0, w.pos));
   const comp = blockCompressor(level, w);
   const D = PGZIP_TAIL_SIZE;
   // [dictionary (the previous block's tail) | current block]
