@@ -6,6 +6,7 @@
  *   - a second pack with the warm cache, counting blob GETs in the registry's access log;
  *   - peak RSS of the airpack pack (process tree).
  */
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import { createSkopeo, missingTools, startRegistry, type Registry, type Skopeo } from "../test/helpers/peers";
@@ -136,6 +137,8 @@ export async function benchPull(): Promise<PartResult> {
     for (let r = 0; r < PULL_REPEAT; r++) {
       const order = r % 2 === 0 ? ["skopeo", "airpack"] : ["airpack", "skopeo"];
       for (const which of order) {
+        // Flush what the previous command wrote, so neither tool pays for the other's writeback.
+        spawnSync("sync");
         if (which === "skopeo") {
           const dir = join(tmp(), `pull-skopeo-${r}`);
           const runs: RunResult[] = [];

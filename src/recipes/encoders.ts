@@ -1,8 +1,8 @@
-import { Deflate } from "pako";
 import { GoDeflater } from "../compression/goflate";
 import { createPgzipDeflate } from "../compression/pgzip";
 import { createGnuGzipDeflate } from "../compression/gnugzip";
 import { createPigzDeflate } from "../compression/pigz";
+import { createZlibDeflate } from "../compression/zlib";
 
 /** A streaming raw-deflate encoder; output goes to the callback given at creation. */
 export interface RawDeflateEncoder {
@@ -25,26 +25,15 @@ export interface Candidate {
   create(onData: (out: Uint8Array) => void, peek?: (partial: Uint8Array) => void): RawDeflateEncoder;
 }
 
-/** zlib 1.2.x deflate (via pako, byte-identical to vanilla zlib): Python, Java, jib, many scripts. */
+/** zlib 1.2.x deflate (our port in src/compression/zlib, byte-identical to vanilla zlib): Python, Java, jib. */
 function zlibCandidate(level: number): Candidate {
   return {
     id: `zlib-${level}`,
     family: "zlib",
     level,
-    versions: "zlib 1.2.x (pako 2.x), memLevel 8, windowBits 15",
-    create(onData) {
-      // Small output chunks: a wrong guess shows its first differing byte sooner.
-      const d = new Deflate({ level: level as 1, raw: true, windowBits: 15, memLevel: 8, chunkSize: 1 << 14 });
-      d.onData = (chunk) => onData(chunk as Uint8Array);
-      return {
-        write(chunk) {
-          if (chunk.length > 0) d.push(chunk, false);
-        },
-        end() {
-          d.push(new Uint8Array(0), true);
-          if (d.err) throw new Error(`zlib encoder: ${d.msg}`);
-        },
-      };
+    versions: "zlib 1.2.x, memLevel 8, windowBits 15",
+    create(onData, peek) {
+      return createZlibDeflate(level, onData, peek);
     },
   };
 }

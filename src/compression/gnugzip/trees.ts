@@ -120,12 +120,15 @@ class Tree {
   }
 }
 
-/** LSB-first bit output into a reusable buffer, handed to the consumer in copies. */
+const BUF_SIZE = 1 << 16;
+
+/** LSB-first bit output; full buffers are queued and handed to the consumer by deliver(). */
 export class BitSink {
-  private buf = new Uint8Array(1 << 16);
+  private buf = new Uint8Array(BUF_SIZE);
   private pos = 0;
   private bits = 0;
   private count = 0;
+  private pending: Uint8Array[] = [];
   constructor(private readonly onData: (out: Uint8Array) => void) {}
 
   put(v: number, n: number): void {
@@ -169,10 +172,21 @@ export class BitSink {
     }
   }
 
+  /** Hand a full buffer to the pending list; a fresh one takes its place (no copy). */
   drain(): void {
     if (this.pos === 0) return;
-    this.onData(this.buf.slice(0, this.pos));
+    this.pending.push(this.buf.subarray(0, this.pos));
+    this.buf = new Uint8Array(BUF_SIZE);
     this.pos = 0;
+  }
+
+  /** Pass finished output to the consumer; a partly filled buffer only goes out at the end. */
+  deliver(end: boolean): void {
+    if (end) this.drain();
+    const out = this.pending;
+    if (out.length === 0) return;
+    this.pending = [];
+    for (const b of out) this.onData(b);
   }
 }
 
