@@ -155,6 +155,38 @@ describe("gnugzip -2 … -8", { skip }, () => {
   }
 });
 
+// The encoders share one set of window/hash arrays per thread and park each other's copy (deflate.ts):
+// several of them fed in turn, as identification does, must each still match gzip.
+describe("gnugzip encoders used side by side", { skip }, () => {
+  it("levels 1, 6 and 9 interleaved with odd chunk sizes, one feeding another from its output callback", () => {
+    const levels = [1, 6, 9];
+    const parts = levels.map(() => [] as Uint8Array[]);
+    const echoed: Uint8Array[] = [];
+    const echo = createGnuGzipDeflate(6, (b) => echoed.push(b));
+    const encoders = levels.map((level, i) =>
+      createGnuGzipDeflate(level, (b) => {
+        parts[i]!.push(b);
+        if (i === 0) echo.write(b); // an output callback that drives another encoder
+      }),
+    );
+    const sizes = [4093, 1, 65536, 777, 30011];
+    const offsets = levels.map(() => 0);
+    for (let k = 0; offsets.some((o) => o < data3m.length); k++) {
+      encoders.forEach((e, i) => {
+        const n = sizes[(k + i) % sizes.length]!;
+        e.write(data3m.subarray(offsets[i]!, Math.min(offsets[i]! + n, data3m.length)));
+        offsets[i] = Math.min(offsets[i]! + n, data3m.length);
+      });
+    }
+    encoders.forEach((e) => e.end());
+    echo.end();
+    levels.forEach((level, i) =>
+      assertSame(Buffer.concat(parts[i]!), gzipBody(data3m, level), `interleaved -${level}`),
+    );
+    assertSame(Buffer.concat(echoed), gzipBody(Buffer.concat(parts[0]!), 6), "fed from a callback");
+  });
+});
+
 describe("gnugzip API", () => {
   it("rejects levels outside 1..9", () => {
     assert.throws(() => createGnuGzipDeflate(0, () => undefined), RangeError);
