@@ -1,3 +1,4 @@
+import { describeRecipe } from "../recipes/identify";
 import { Annotation, type Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
 import { isIndex, layerCompression } from "../oci/mediatypes";
@@ -124,7 +125,11 @@ export function summarize(contents: BundleContents): BundleSummary {
   for (const img of meta?.images ?? []) {
     for (const m of img.manifests) {
       m.layers.forEach((l, i) => {
-        const mode = l.recipe ? `recipe: ${l.recipe.encoder}` : l.kept ? l.kept.replace(/^(?!kept)/, "kept: ") : l.mode;
+        const mode = l.recipe
+          ? `recipe: ${describeRecipe(l.recipe)}`
+          : l.kept
+            ? l.kept.replace(/^(?!kept)/, "kept: ")
+            : l.mode;
         const info = { mode, ...(l.uncompressedSize !== undefined ? { uncompressedSize: l.uncompressedSize } : {}) };
         // Keyed by image too: two images can convert to the same manifest from different originals.
         layerInfo.set(`${img.name} ${m.digest}/${i}`, info);

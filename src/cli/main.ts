@@ -80,10 +80,11 @@ function printSummary(s: BundleSummary, bundleBytes?: number): void {
   if (s.recipes) {
     const r = s.recipes;
     const pct = (a: number, b: number): string => (b === 0 ? "-" : `${((100 * a) / b).toFixed(0)}%`);
+    const diff = bundleBytes === undefined ? 0 : r.originalLayerBytes - bundleBytes;
     const saved =
-      bundleBytes !== undefined
-        ? `; bundle is ${pct(r.originalLayerBytes - bundleBytes, r.originalLayerBytes)} smaller than the original layers`
-        : "";
+      bundleBytes === undefined
+        ? ""
+        : `; bundle is ${pct(Math.abs(diff), r.originalLayerBytes)} ${diff >= 0 ? "smaller" : "larger"} than the original layers`;
     process.stdout.write(
       `digests preserved: ${r.withRecipe}/${r.gzipLayers} gzip layers (${pct(r.withRecipe, r.gzipLayers)}) have recipes (${r.recipeBytes} bytes)${saved}\n`,
     );

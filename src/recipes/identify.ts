@@ -5,9 +5,8 @@ import type { Candidate, RawDeflateEncoder } from "./encoders";
 import { crc32 } from "../compression/goflate";
 import { gzipTrailer, parseGzipHeader } from "./gzip-header";
 
-/** How a gzip blob can be rebuilt from its uncompressed tar: stored in airpack.json per layer. */
-export interface GzipRecipe {
-  format: "gzip";
+/** One gzip member: which encoder made it and its exact header. */
+export interface GzipMemberRecipe {
   /** Candidate id, e.g. "go-flate-6". */
   encoder: string;
   family: string;
@@ -15,6 +14,25 @@ export interface GzipRecipe {
   versions: string;
   /** The exact gzip header bytes (base64). */
   header: string;
+}
+
+/**
+ * How a gzip blob can be rebuilt from its uncompressed tar: stored in airpack.json per layer. The top
+ * level describes the (first) member; a blob of several concatenated members lists them all in
+ * `members`, each with the number of uncompressed bytes it holds.
+ */
+export interface GzipRecipe extends GzipMemberRecipe {
+  format: "gzip";
+  members?: (GzipMemberRecipe & { size: number })[];
+}
+
+/** The part of a file to identify: a whole blob (digest checked at the end) or one member of it. */
+export interface GzipOriginal {
+  size: number;
+  /** sha256 of the whole blob; leave out for one member of a multi-member blob (checked as a whole later). */
+  digest?: string;
+  /** Where the member starts in the file (default 0). */
+  offset?: number;
 }
 
 const READ_CHUNK = 256 * 1024;
@@ -50,17 +68,15 @@ class Trial {
     readonly candidate: Candidate,
     private readonly fd: number,
     header: Buffer,
+    private readonly bodyStart: number,
     private readonly bodyLength: number,
   ) {
-    this.bodyStart = header.length;
     this.hash.update(header);
     this.encoderRef = candidate.create(
       (out) => this.compare(out),
       (partial) => this.peek(partial),
     );
   }
-
-  private readonly bodyStart: number;
 
   get alive(): boolean {
     return this.living;
@@ -138,18 +154,19 @@ export class GzipIdentifier extends Writable {
 
   constructor(
     originalFile: string,
-    private readonly original: { digest: string; size: number },
+    private readonly original: GzipOriginal,
     candidates: Candidate[],
   ) {
     super({ highWaterMark: 1 << 20 });
     this.fd = openSync(originalFile, "r");
+    const offset = original.offset ?? 0;
     const head = Buffer.alloc(Math.min(64 * 1024, original.size));
-    readSync(this.fd, head, 0, head.length, 0);
+    readSync(this.fd, head, 0, head.length, offset);
     const info = parseGzipHeader(head);
     if (!info || original.size < info.length + 8) return;
     this.header = head.subarray(0, info.length);
     const bodyLength = original.size - info.length - 8;
-    for (const c of candidates) this.trials.push(new Trial(c, this.fd, this.header, bodyLength));
+    for (const c of candidates) this.trials.push(new Trial(c, this.fd, this.header, offset + info.length, bodyLength));
   }
 
   /** True while some candidate still matches (callers may stop feeding when false). */
@@ -173,12 +190,13 @@ export class GzipIdentifier extends Writable {
       for (const t of this.trials) if (t.alive) runTrial(t, (e) => e.end());
       const trailer = gzipTrailer(this.crc, this.size);
       const tail = Buffer.alloc(8);
-      readSync(this.fd, tail, 0, 8, this.original.size - 8);
+      readSync(this.fd, tail, 0, 8, (this.original.offset ?? 0) + this.original.size - 8);
       if (Buffer.compare(trailer, tail) === 0) {
         for (const t of this.trials) {
           if (!t.complete) continue;
-          // Only a rebuild whose sha256 equals the manifest's digest counts.
-          if (`sha256:${t.hash.update(trailer).digest("hex")}` !== this.original.digest) continue;
+          // Only a rebuild whose sha256 equals the manifest's digest counts (a member: see identifyMembers).
+          const digest = this.original.digest;
+          if (digest !== undefined && `sha256:${t.hash.update(trailer).digest("hex")}` !== digest) continue;
           this.match = {
             format: "gzip",
             encoder: t.candidate.id,
@@ -212,4 +230,11 @@ export class GzipIdentifier extends Writable {
   result(): GzipRecipe | undefined {
     return this.match;
   }
+}
+
+/** "go-flate-6", or "go-flate-6 + gnu-gzip-9 (2 members)" for a multi-member blob. */
+export function describeRecipe(recipe: GzipRecipe): string {
+  if (!recipe.members) return recipe.encoder;
+  const ids = [...new Set(recipe.members.map((m) => m.encoder))];
+  return `${ids.join(" + ")} (${recipe.members.length} members)`;
 }

@@ -1,3 +1,4 @@
+import { open } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
@@ -11,6 +12,7 @@ import { meter } from "../util/progress";
 import { allSettledOrThrow } from "../util/pool";
 import type { GzipRecipe } from "./identify";
 import { identifyGzipThreaded } from "./threaded";
+import { identifyGzipMembers } from "./members";
 
 const RECIPE_RECORD = "recipe";
 const NO_MATCH = "kept: original (no matching encoder)";
@@ -76,8 +78,30 @@ export async function preserveGzipLayer(
     pipeline(toIdentify, identifier, discard()),
   ] as const);
   if (stored.digest !== diffId) throw new Error(`${what}: uncompressed content does not match the config's diff_id`);
-  const recipe = identifier.recipe;
+  const recipe = identifier.recipe ?? (await identifyMultiMember(store, layer, stored));
   await store.writeRecord(layer.digest, RECIPE_RECORD, { recipe: recipe ?? null, size: stored.size });
   if (!recipe) return { descriptor: layer, action: "copied", uncompressedSize: stored.size, keptReason: NO_MATCH };
   return asStored(recipe, stored.size);
+}
+
+/**
+ * A blob whose trailer's ISIZE is not the layer's size has more than one member (its trailer only
+ * counts the last): only then is it split and identified member by member.
+ */
+async function identifyMultiMember(
+  store: Store,
+  layer: Descriptor,
+  stored: { digest: Digest; size: number },
+): Promise<GzipRecipe | undefined> {
+  if (layer.size < 18) return undefined;
+  const file = store.blobFile(layer);
+  const handle = await open(file, "r");
+  const isize = Buffer.alloc(4);
+  try {
+    await handle.read(isize, 0, 4, layer.size - 4);
+  } finally {
+    await handle.close();
+  }
+  if (isize.readUInt32LE(0) === stored.size % 0x100000000) return undefined;
+  return identifyGzipMembers({ file, digest: layer.digest, size: layer.size }, store.blobFile(stored));
 }

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { Worker } from "node:worker_threads";
-import type { GzipRecipe } from "./identify";
+import type { GzipOriginal, GzipRecipe } from "./identify";
 import type { FromWorker, ToWorker, WorkerJob } from "./worker";
 
 /** Chunks in flight to the worker before the stream waits (bounded memory). */
@@ -81,6 +81,6 @@ export function regenerateGzipThreaded(recipe: GzipRecipe): Transform {
 }
 
 /** GzipIdentifier in a worker thread: write the uncompressed tar in; `.recipe` is set when it finishes. */
-export function identifyGzipThreaded(file: string, original: { digest: string; size: number }): WorkerStream {
+export function identifyGzipThreaded(file: string, original: GzipOriginal): WorkerStream {
   return new WorkerStream({ kind: "identify", file, original });
 }

@@ -7,11 +7,10 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { allCandidates } from "./encoders";
 import { regenerateGzip } from "./regenerate";
-import { GzipIdentifier, type GzipRecipe } from "./identify";
+import { GzipIdentifier, type GzipOriginal, type GzipRecipe } from "./identify";
 
 export type WorkerJob =
-  | { kind: "regenerate"; recipe: GzipRecipe }
-  | { kind: "identify"; file: string; original: { digest: string; size: number } };
+  { kind: "regenerate"; recipe: GzipRecipe } | { kind: "identify"; file: string; original: GzipOriginal };
 export type ToWorker = { type: "data"; chunk: Uint8Array } | { type: "end" };
 export type FromWorker =
   | { type: "out"; chunk: Uint8Array }

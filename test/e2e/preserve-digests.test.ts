@@ -65,6 +65,16 @@ describe("digest-preserving uncompressed bundles", () => {
       "--preserve-digests",
       "--dest-tls-verify=false",
     ]);
+    const multiMemberLayout = path.join(work, "multimember-layout");
+    execFileSync("python3", [
+      path.join(REPO_ROOT, "fixtures", "make-zlib-image.py"),
+      multiMemberLayout,
+      "--multi-member",
+    ]);
+    await sk.copy(`oci:${multiMemberLayout}:multimember`, `docker://${host}/test/multimember:1`, [
+      "--preserve-digests",
+      "--dest-tls-verify=false",
+    ]);
     await pushFixture(sk, "mixed", `${host}/test/mixed:1`);
     await pushFixture(sk, "multi", `${host}/test/multi:1`);
     // containers/image's real pgzip writer: skopeo recompresses the uncompressed fixture at each level.
@@ -84,7 +94,14 @@ describe("digest-preserving uncompressed bundles", () => {
         await fresh.cleanup();
       }
     }
-    const refs = ["zlib:1", "tweaked:1", "mixed:1", "multi:1", ...PGZIP_LEVELS.map((l) => `pgzip${l}:1`)];
+    const refs = [
+      "zlib:1",
+      "tweaked:1",
+      "multimember:1",
+      "mixed:1",
+      "multi:1",
+      ...PGZIP_LEVELS.map((l) => `pgzip${l}:1`),
+    ];
     for (const ref of refs) served.set(ref, await registryDigest(sk, `${host}/test/${ref}`));
     bundle = path.join(work, "preserved.tar.xz");
     await pack(
@@ -127,6 +144,12 @@ describe("digest-preserving uncompressed bundles", () => {
       tweaked?.platforms[0]?.layers.map((l) => l.mode),
       ["recipe: zlib-9", "kept: original (no matching encoder)"],
       "a gzip stream no encoder writes is kept whole",
+    );
+    const multiMember = images.find((i) => i.name === `${host}/test/multimember:1`);
+    assert.deepEqual(
+      multiMember?.platforms[0]?.layers.map((l) => l.mode),
+      ["recipe: zlib-9", "recipe: zlib-6 (2 members)"],
+      "two concatenated gzip members are recorded member by member",
     );
     for (const level of PGZIP_LEVELS) {
       const img = images.find((i) => i.name === `${host}/test/pgzip${level}:1`);

@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { allCandidates } from "../../src/recipes/encoders";
-import { GzipIdentifier, type GzipRecipe } from "../../src/recipes/identify";
+import { GzipIdentifier, describeRecipe, type GzipRecipe } from "../../src/recipes/identify";
+import { identifyGzipMembers, scanGzipMembers } from "../../src/recipes/members";
+import { goGzip, haveGo } from "../helpers/gogzip";
 import { regenerateGzip } from "../../src/recipes/regenerate";
 import { makeTempDir, removeDir } from "../helpers/peers";
 import { gnuGzip, pigz, pythonGzip } from "../helpers/reference-gzip";
@@ -107,6 +109,87 @@ describe("gzip recipes against real encoders", () => {
     const tweaked = pythonGzip(raw, 6, 0, 100_000);
     assert.deepEqual(execFileSync("gzip", ["-dc"], { input: tweaked, maxBuffer: 1 << 26 }), raw, "still valid gzip");
     assert.equal(await identify(tweaked, raw), undefined);
+  });
+
+  describe("multi-member gzip (concatenated members, each from a real encoder)", () => {
+    /** Write `original` and `raw` to files and run the member-by-member identification on them. */
+    async function identifyMembers(original: Buffer, raw: Buffer): Promise<GzipRecipe | undefined> {
+      const file = join(dir, `multi-${sha(original).slice(7, 19)}`);
+      const rawFile = `${file}.tar`;
+      writeFileSync(file, original);
+      writeFileSync(rawFile, raw);
+      return identifyGzipMembers({ file, digest: sha(original), size: original.length }, rawFile);
+    }
+
+    it("finds every member's bounds like gzip -dc does", async () => {
+      const raw = contents.tarOfDocs!();
+      const parts = [raw.subarray(0, 70_000), raw.subarray(70_000, 70_000), raw.subarray(70_000)];
+      const blob = Buffer.concat(parts.map((p) => gnuGzip(p, 6)));
+      const file = join(dir, "members-scan.gz");
+      writeFileSync(file, blob);
+      const spans = await scanGzipMembers(file, blob.length);
+      assert.deepEqual(
+        spans?.map((s) => s.uncompressedSize),
+        parts.map((p) => p.length),
+      );
+      assert.deepEqual(execFileSync("gzip", ["-dc"], { input: blob, maxBuffer: 1 << 28 }), raw);
+      writeFileSync(file, Buffer.concat([blob, Buffer.alloc(512)]));
+      assert.equal(await scanGzipMembers(file, blob.length + 512), undefined, "zero padding after the last member");
+    });
+
+    it("cat of two GNU gzip members, an empty one and a Python zlib one: recipe rebuilds the blob", async () => {
+      const raw = contents.tarOfDocs!();
+      const cut = Math.floor(raw.length / 3);
+      const blob = Buffer.concat([
+        gnuGzip(raw.subarray(0, cut), 9),
+        gnuGzip(Buffer.alloc(0), 6),
+        pythonGzip(raw.subarray(cut), 6, 1_700_000_000),
+      ]);
+      assert.deepEqual(execFileSync("gzip", ["-dc"], { input: blob, maxBuffer: 1 << 28 }), raw, "valid gzip");
+      assert.equal(await identify(blob, raw), undefined, "no single encoder makes it");
+      const recipe = await identifyMembers(blob, raw);
+      assert.ok(recipe, "no multi-member recipe");
+      // An empty member is the same two bytes from every encoder: whichever candidate comes first names it.
+      assert.deepEqual(
+        recipe.members?.map((m, i) => [i === 1 ? "any" : m.encoder, m.size]),
+        [
+          ["gnu-gzip-9", cut],
+          ["any", 0],
+          ["zlib-6", raw.length - cut],
+        ],
+      );
+      assert.match(describeRecipe(recipe), /^gnu-gzip-9 \+ .*zlib-6 \(3 members\)$/);
+      assert.equal(sha(await regenerate(recipe, raw)), sha(blob));
+    });
+
+    it("Go and pigz members", { skip: haveGo() ? false : "go not installed" }, async () => {
+      const raw = contents.binaries!();
+      const cut = 1_000_003;
+      const blob = Buffer.concat([goGzip(raw.subarray(0, cut), 6), pigz(raw.subarray(cut), 9)]);
+      const recipe = await identifyMembers(blob, raw);
+      assert.deepEqual(
+        recipe?.members?.map((m) => m.encoder),
+        ["go-flate-6", "pigz-128k-l9"],
+      );
+      assert.equal(sha(await regenerate(recipe!, raw)), sha(blob));
+    });
+
+    it("a member no encoder makes keeps the whole blob as it is", async () => {
+      const raw = contents.text!();
+      const blob = Buffer.concat([gnuGzip(raw.subarray(0, 50_000), 6), pythonGzip(raw.subarray(50_000), 6, 0, 9_000)]);
+      assert.equal(await identifyMembers(blob, raw), undefined);
+    });
+
+    it("a recipe whose member sizes do not add up fails instead of writing a wrong blob", async () => {
+      const raw = contents.text!();
+      const blob = Buffer.concat([gnuGzip(raw.subarray(0, 1000), 6), gnuGzip(raw.subarray(1000), 6)]);
+      const recipe = await identifyMembers(blob, raw);
+      assert.ok(recipe?.members);
+      const short = { ...recipe, members: recipe.members.map((m, i) => (i === 1 ? { ...m, size: m.size - 1 } : m)) };
+      await assert.rejects(regenerate(short, raw), /more data than its gzip members/);
+      const long = { ...recipe, members: recipe.members.map((m, i) => (i === 1 ? { ...m, size: m.size + 1 } : m)) };
+      await assert.rejects(regenerate(long, raw), /ended before its last gzip member/);
+    });
   });
 
   it("keeps header fields (mtime, XFL, OS, FNAME) exactly", async () => {
