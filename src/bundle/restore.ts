@@ -6,13 +6,18 @@ import type { Readable } from "node:stream";
 import { Annotation, encodeJson, parseJson, type Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { regenerateGzipThreaded } from "../recipes/threaded";
-import type { GzipRecipe } from "../recipes/identify";
+import { describeRecipe, type GzipRecipe } from "../recipes/identify";
+import { defaultThreads } from "../compression/codecs";
+import { allSettledOrThrow, Limiter } from "../util/pool";
 import { blobPath } from "../transports/layout";
 import { streamToFile } from "../util/atomic";
 import type { BundleMetadata, DockerManifestEntry } from "./format";
 import { METADATA_FILE } from "./format";
 import type { UnpackSink } from "./reader";
 import { drain } from "../util/streams";
+
+/** Blobs up to this size are spooled and rebuilt in parallel; a bigger single layer streams straight through. */
+const SPOOL_LIMIT = 512 * 1024 * 1024;
 
 interface Rebuild {
   original: Descriptor;
@@ -35,6 +40,13 @@ export class RestoringSink implements UnpackSink {
   private readonly produced = new Set<string>();
   private readonly expectedOutputs = new Set<string>();
   private spoolDir?: string;
+  /** Output sink calls, one at a time and in bundle order. */
+  private readonly output = new Limiter(1);
+  /** Regeneration workers across layers. */
+  private readonly workers = new Limiter(defaultThreads());
+  private readonly background: Promise<unknown>[] = [];
+  /** The first background failure: later blobs stop at once, commit() reports it. */
+  private failed?: Error;
 
   constructor(private readonly inner: UnpackSink) {}
 
@@ -76,6 +88,10 @@ export class RestoringSink implements UnpackSink {
   }
 
   async file(name: string, bytes: Uint8Array): Promise<void> {
+    return this.output.run(() => this.rewriteFile(name, bytes));
+  }
+
+  private async rewriteFile(name: string, bytes: Uint8Array): Promise<void> {
     if (name === METADATA_FILE) {
       this.plan(parseJson(bytes, METADATA_FILE) as unknown as BundleMetadata);
       return this.inner.file(name, bytes);
@@ -109,26 +125,58 @@ export class RestoringSink implements UnpackSink {
 
   async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
     if (this.drop.has(desc.digest)) return;
-    return this.inner.smallBlob(desc, bytes);
+    return this.output.run(() => this.inner.smallBlob(desc, bytes));
   }
 
   async blob(desc: Descriptor, data: Readable): Promise<void> {
-    if (!this.meta) return this.inner.blob(desc, data);
+    if (this.failed) {
+      data.destroy();
+      throw this.failed;
+    }
+    if (!this.meta) return this.output.run(() => this.inner.blob(desc, data));
     const outputs: (Rebuild | "as-is")[] = [
       ...(this.drop.has(desc.digest) ? [] : (["as-is"] as const)),
       ...(this.rebuilds.get(desc.digest) ?? []).filter((r) => !this.produced.has(r.original.digest)),
     ];
     if (outputs.length === 0) return drain(data);
-    if (outputs.length === 1) return this.emit(desc, outputs[0]!, data);
-    // One bundle blob, several outputs: spool it once, then emit each from the file.
+    const rebuilds = outputs.filter((o): o is Rebuild => o !== "as-is");
+    if (rebuilds.length === 0 || (outputs.length === 1 && desc.size > SPOOL_LIMIT)) {
+      // Nothing to rebuild, or one big layer: stream it straight through, in turn.
+      return this.output.run(() => this.emit(desc, outputs[0]!, data));
+    }
+    // Spool the blob so the bundle can be read on while workers rebuild it (one per core, across
+    // layers); the rebuilt blobs reach the output in bundle order.
     this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-restore-"));
     const file = join(this.spoolDir, desc.digest.slice(7));
-    try {
-      await streamToFile(data, file);
-      for (const out of outputs) await this.emit(desc, out, createReadStream(file));
-    } finally {
-      await rm(file, { force: true });
-    }
+    await streamToFile(data, file);
+    const rebuilt = rebuilds.map((r) => this.rebuildToFile(r, file));
+    const written = this.output.run(async () => {
+      for (const out of outputs) {
+        if (out === "as-is") await this.emit(desc, out, createReadStream(file));
+      }
+      for (const [i, r] of rebuilds.entries()) {
+        const regenerated = await rebuilt[i]!;
+        await this.inner.blob(r.original, createReadStream(regenerated));
+        this.produced.add(r.original.digest);
+        await rm(regenerated, { force: true });
+      }
+    });
+    const task = allSettledOrThrow([written, ...rebuilt]).finally(() => rm(file, { force: true }));
+    task.catch((err: unknown) => (this.failed ??= err instanceof Error ? err : new Error(String(err))));
+    this.background.push(task);
+  }
+
+  /** Regenerate one original from a spooled blob into a temp file, checked against its digest. */
+  private rebuildToFile(out: Rebuild, file: string): Promise<string> {
+    return this.workers.run(async () => {
+      const target = join(this.spoolDir!, `${out.original.digest.slice(7)}.rebuilt`);
+      const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${describeRecipe(out.recipe)})`;
+      await streamToFile(
+        createReadStream(file).pipe(regenerateGzipThreaded(out.recipe)).pipe(new DigestStream(out.original, what)),
+        target,
+      );
+      return target;
+    });
   }
 
   private async emit(desc: Descriptor, out: Rebuild | "as-is", data: Readable): Promise<void> {
@@ -136,7 +184,7 @@ export class RestoringSink implements UnpackSink {
       this.produced.add(desc.digest);
       return this.inner.blob(desc, data);
     }
-    const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${out.recipe.encoder})`;
+    const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${describeRecipe(out.recipe)})`;
     const regen = regenerateGzipThreaded(out.recipe);
     const check = new DigestStream(out.original, what);
     data.on("error", (err) => regen.destroy(err));
@@ -146,6 +194,7 @@ export class RestoringSink implements UnpackSink {
   }
 
   async commit(): Promise<void> {
+    await allSettledOrThrow(this.background.splice(0));
     for (const d of this.expectedOutputs) {
       if (!this.produced.has(d))
         throw new Error(`bundle: layer ${d} could not be restored (its source blob is missing)`);
@@ -155,6 +204,7 @@ export class RestoringSink implements UnpackSink {
   }
 
   async abort(): Promise<void> {
+    await Promise.allSettled(this.background.splice(0));
     await this.cleanup();
     return this.inner.abort();
   }

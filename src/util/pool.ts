@@ -39,14 +39,16 @@ export class Limiter {
 
   constructor(private readonly slots: number) {}
 
+  /** Tasks start in the order they asked (a freed slot goes straight to the longest waiter). */
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.active >= this.slots) await new Promise<void>((resolve) => this.queue.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await task();
     } finally {
-      this.active--;
-      this.queue.shift()?.();
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
