@@ -5,11 +5,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { createGnuGzipDeflate } from "../../src/compression/gnugzip";
+import * as inputs from "../helpers/deflate-inputs";
 
 function haveGzip(): boolean {
   try {
@@ -34,22 +35,11 @@ function gzipBody(data: Uint8Array, level: number): Uint8Array {
 }
 
 function compress(data: Uint8Array, level: number, chunk = 0): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const d = createGnuGzipDeflate(level, (b) => parts.push(b));
-  if (chunk <= 0) d.write(data);
-  else for (let o = 0; o < data.length; o += chunk) d.write(data.subarray(o, Math.min(o + chunk, data.length)));
-  d.end();
-  return Buffer.concat(parts);
+  return inputs.deflateChunked((cb) => createGnuGzipDeflate(level, cb), data, chunk);
 }
 
 function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  const n = Math.min(actual.length, expected.length);
-  let i = 0;
-  while (i < n && actual[i] === expected[i]) i++;
-  if (i === n && actual.length === expected.length) return;
-  assert.fail(
-    `${what}: differs from gzip at byte ${i} (gnugzip ${actual.length} bytes, gzip ${expected.length} bytes)`,
-  );
+  inputs.assertSameBytes(actual, expected, what, "gzip");
 }
 
 function check(name: string, data: Uint8Array, level: number, chunks: number[] = [0]): void {
@@ -59,44 +49,16 @@ function check(name: string, data: Uint8Array, level: number, chunks: number[] =
   }
 }
 
-/** Concatenation of real files below `root` (sorted walk) up to `size` bytes. */
-function realData(root: string, size: number): Uint8Array {
-  const out = Buffer.alloc(size);
-  let len = 0;
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d).sort()) {
-      if (len >= size) return;
-      const p = join(d, name);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile() && st.size > 0) {
-        const b = readFileSync(p);
-        len += b.copy(out, len, 0, Math.min(b.length, size - len));
-      }
-    }
-  };
-  if (existsSync(root)) walk(root);
-  return out.subarray(0, len);
-}
-
-const small: Array<[string, Uint8Array]> = [];
-const medium: Array<[string, Uint8Array]> = [];
+const small: inputs.NamedInput[] = [];
+const medium: inputs.NamedInput[] = [];
 let data3m: Uint8Array = new Uint8Array(0);
 let data20m: Uint8Array = new Uint8Array(0);
 
 before(() => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), "gnugzip-"));
-  const text = Buffer.from("The quick brown fox jumps over the lazy dog.\n".repeat(40) + "fin\n");
-  small.push(["empty", new Uint8Array(0)], ["1 byte", Buffer.from("x")], ["small text", text]);
-  const licenses = "/usr/share/common-licenses";
-  if (existsSync(licenses)) {
-    for (const n of readdirSync(licenses).sort()) {
-      const p = join(licenses, n);
-      if (lstatSync(p).isFile()) small.push([p, readFileSync(p)]);
-    }
-  }
-  for (const p of ["/usr/bin/bash", "/usr/bin/ls"]) if (existsSync(p)) medium.push([p, readFileSync(p)]);
+  small.push(...inputs.smallInputs());
+  medium.push(...inputs.binaryInputs());
   for (const p of ["/usr/share/doc/gzip/changelog.gz", "/usr/share/doc/bash/CHANGES.gz"]) {
     if (existsSync(p)) medium.push([`${p} (incompressible)`, readFileSync(p)]);
   }
@@ -108,18 +70,10 @@ before(() => {
   }
   // Synthetic edge cases: long runs (258-byte matches), window-boundary sizes, random data.
   const lic = Buffer.concat(small.slice(3).map(([, b]) => b));
-  let rnd = 0x12345678;
-  const random = Buffer.alloc(70000);
-  for (let i = 0; i < random.length; i++) {
-    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
-    random[i] = rnd >>> 24;
-  }
-  medium.push(["zeros 300k", Buffer.alloc(300000)], ["random 70000", random]);
-  if (lic.length > 65537) {
-    for (const n of [262, 32769, 65274, 65534, 65535, 65536, 65537]) medium.push([`text ${n}`, lic.subarray(0, n)]);
-  }
-  data3m = realData("/usr/lib/x86_64-linux-gnu", 3_000_000);
-  data20m = realData("/usr/lib/x86_64-linux-gnu", 20_000_000);
+  medium.push(["zeros 300k", Buffer.alloc(300000)], ["random 70000", inputs.lcgBytes(inputs.lcg(0x12345678), 70000)]);
+  medium.push(...inputs.windowBoundaryCuts(lic));
+  data3m = inputs.realData("/usr/lib/x86_64-linux-gnu", 3_000_000);
+  data20m = inputs.realData("/usr/lib/x86_64-linux-gnu", 20_000_000);
 });
 
 after(() => {

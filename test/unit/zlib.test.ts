@@ -6,10 +6,10 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 
 import { createZlibDeflate } from "../../src/compression/zlib";
+import * as inputs from "../helpers/deflate-inputs";
 
 const PY = `
 import sys, zlib
@@ -54,20 +54,11 @@ function zlibBodies(data: Uint8Array, levels: number[], pyChunk = 0): Map<number
 }
 
 function compress(data: Uint8Array, level: number, chunk = 0): Buffer {
-  const parts: Uint8Array[] = [];
-  const d = createZlibDeflate(level, (b) => parts.push(b));
-  if (chunk <= 0) d.write(data);
-  else for (let o = 0; o < data.length; o += chunk) d.write(data.subarray(o, Math.min(o + chunk, data.length)));
-  d.end();
-  return Buffer.concat(parts);
+  return inputs.deflateChunked((cb) => createZlibDeflate(level, cb), data, chunk);
 }
 
 function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  const n = Math.min(actual.length, expected.length);
-  let i = 0;
-  while (i < n && actual[i] === expected[i]) i++;
-  if (i === n && actual.length === expected.length) return;
-  assert.fail(`${what}: differs from zlib at byte ${i} (ours ${actual.length} bytes, zlib ${expected.length} bytes)`);
+  inputs.assertSameBytes(actual, expected, what, "zlib");
 }
 
 function check(name: string, data: Uint8Array, levels: number[], chunks: number[] = [0]): void {
@@ -79,71 +70,32 @@ function check(name: string, data: Uint8Array, levels: number[], chunks: number[
   }
 }
 
-/** Concatenation of real files below `root` (sorted walk) up to `size` bytes. */
-function realData(root: string, size: number, filter: (name: string) => boolean = () => true): Uint8Array {
-  const out = Buffer.alloc(size);
-  let len = 0;
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d).sort()) {
-      if (len >= size) return;
-      const p = join(d, name);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile() && st.size > 0 && filter(name)) {
-        const b = readFileSync(p);
-        len += b.copy(out, len, 0, Math.min(b.length, size - len));
-      }
-    }
-  };
-  if (existsSync(root)) walk(root);
-  return out.subarray(0, len);
-}
-
-const small: Array<[string, Uint8Array]> = [];
-const medium: Array<[string, Uint8Array]> = [];
+const small: inputs.NamedInput[] = [];
+const medium: inputs.NamedInput[] = [];
 let data3m: Uint8Array = new Uint8Array(0);
 let big: Uint8Array = new Uint8Array(0);
 
 before(() => {
   if (skip) return;
-  const text = Buffer.from("The quick brown fox jumps over the lazy dog.\n".repeat(40) + "fin\n");
-  small.push(["empty", new Uint8Array(0)], ["1 byte", Buffer.from("x")], ["small text", text]);
-  const licenses = "/usr/share/common-licenses";
-  if (existsSync(licenses)) {
-    for (const n of readdirSync(licenses).sort()) {
-      const p = join(licenses, n);
-      if (lstatSync(p).isFile()) small.push([p, readFileSync(p)]);
-    }
-  }
-  for (const p of ["/usr/bin/bash", "/usr/bin/ls"]) if (existsSync(p)) medium.push([p, readFileSync(p)]);
-  const gz = realData("/usr/share/doc", 1_500_000, (n) => n.endsWith(".gz"));
+  small.push(...inputs.smallInputs());
+  medium.push(...inputs.binaryInputs());
+  const gz = inputs.realData("/usr/share/doc", 1_500_000, (n) => n.endsWith(".gz"));
   if (gz.length > 0) medium.push([".gz files from /usr/share/doc (incompressible)", gz]);
-  const docs = realData("/usr/share/doc", 2_000_000, (n) => !n.endsWith(".gz"));
+  const docs = inputs.realData("/usr/share/doc", 2_000_000, (n) => !n.endsWith(".gz"));
   if (docs.length > 0) medium.push(["text from /usr/share/doc", docs]);
   // Synthetic edge cases: long runs (258-byte matches, max chain), short periods, random, window boundaries.
-  let rnd = 0x12345678;
-  const random = Buffer.alloc(70000);
-  for (let i = 0; i < random.length; i++) {
-    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
-    random[i] = rnd >>> 24;
-  }
-  const lowAlphabet = Buffer.alloc(200000);
-  for (let i = 0; i < lowAlphabet.length; i++) {
-    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
-    lowAlphabet[i] = 97 + (rnd >>> 29);
-  }
+  const next = inputs.lcg(0x12345678);
   medium.push(
     ["zeros 300k", Buffer.alloc(300000)],
     ["pattern abcab", Buffer.from("abcab".repeat(60000) + "xyz".repeat(1000))],
-    ["random 70000", random],
-    ["8-letter random text 200k", lowAlphabet],
+    ["random 70000", inputs.lcgBytes(next, 70000)],
+    ["8-letter random text 200k", inputs.lcgBytes(next, 200000, (r) => 97 + (r >>> 29))],
   );
-  const lic = Buffer.concat(small.slice(3).map(([, b]) => b));
-  if (lic.length > 65537) {
-    for (const n of [262, 32769, 65274, 65534, 65535, 65536, 65537]) medium.push([`text ${n}`, lic.subarray(0, n)]);
-  }
-  data3m = realData("/usr/lib/x86_64-linux-gnu", 3_000_000);
-  big = existsSync("/tmp/s50.tar") ? readFileSync("/tmp/s50.tar") : realData("/usr/lib/x86_64-linux-gnu", 24_000_000);
+  medium.push(...inputs.windowBoundaryCuts(Buffer.concat(small.slice(3).map(([, b]) => b))));
+  data3m = inputs.realData("/usr/lib/x86_64-linux-gnu", 3_000_000);
+  big = existsSync("/tmp/s50.tar")
+    ? readFileSync("/tmp/s50.tar")
+    : inputs.realData("/usr/lib/x86_64-linux-gnu", 24_000_000);
 });
 
 describe("zlib raw deflate vs Python zlib", { skip }, () => {
@@ -168,12 +120,7 @@ describe("zlib raw deflate vs Python zlib", { skip }, () => {
   it("chain head at window offset 0: same output for any chunking", () => {
     // zlib itself can differ here when fed one byte per call (a window slide turns the head into NIL);
     // we always produce what a single deflate() call over the whole input produces.
-    let r = 7;
-    const d = Buffer.alloc(65274 + 400);
-    for (let i = 0; i < d.length; i++) {
-      r = (Math.imul(r, 1103515245) + 12345) >>> 0;
-      d[i] = 97 + (r >>> 28);
-    }
+    const d = inputs.lcgBytes(inputs.lcg(7), 65274 + 400, (r) => 97 + (r >>> 28));
     d.write("QWERTYUIOPASDFGHJKLZ", 32768, "latin1");
     d.write("QWERTYUIOPASDFGHJKLZ", 65274, "latin1");
     check("slide corner", d, [4, 6, 9], [0, 1, 7, 4096]);
@@ -193,12 +140,8 @@ describe("zlib API", () => {
   it("hands out fresh buffers", () => {
     const parts: Uint8Array[] = [];
     const d = createZlibDeflate(1, (b) => parts.push(b));
-    let r = 1;
-    const noise = Buffer.alloc(100_000);
-    for (let i = 0; i < 40; i++) {
-      for (let j = 0; j < noise.length; j++) noise[j] = (r = (Math.imul(r, 1103515245) + 12345) >>> 0) >>> 24;
-      d.write(noise);
-    }
+    const next = inputs.lcg(1);
+    for (let i = 0; i < 40; i++) d.write(inputs.lcgBytes(next, 100_000));
     d.end();
     assert.ok(parts.length > 1);
     const buffers = new Set(parts.map((p) => p.buffer));

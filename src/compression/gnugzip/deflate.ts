@@ -6,34 +6,12 @@
  * (stale data from before a slide) can influence which equally good match is picked, so the window
  * is maintained with the same writes a regular-file read() sequence would produce.
  */
+import * as P from "../deflate-common/params";
 import { BitSink, BlockEncoder } from "./trees";
 
-const WSIZE = 0x8000;
-const WMASK = WSIZE - 1;
-const WINDOW_SIZE = 2 * WSIZE;
-const HASH_BITS = 15;
-const HASH_SIZE = 1 << HASH_BITS;
-const HASH_MASK = HASH_SIZE - 1;
-const H_SHIFT = 5; // ceil(HASH_BITS / MIN_MATCH)
-const MIN_MATCH = 3;
-const MAX_MATCH = 258;
-const MIN_LOOKAHEAD = MAX_MATCH + MIN_MATCH + 1;
-const MAX_DIST = WSIZE - MIN_LOOKAHEAD;
-const TOO_FAR = 4096;
-
-/** good_length, max_lazy, nice_length, max_chain for levels 1..9. */
-const CONFIG: ReadonlyArray<readonly [number, number, number, number]> = [
-  [0, 0, 0, 0],
-  [4, 4, 8, 4],
-  [4, 5, 16, 8],
-  [4, 6, 32, 32],
-  [4, 4, 16, 16],
-  [8, 16, 32, 32],
-  [8, 16, 128, 128],
-  [8, 32, 128, 256],
-  [32, 128, 258, 1024],
-  [32, 258, 258, 4096],
-];
+// module-local copies so the hot loops see plain constants
+const { WSIZE, WMASK, WINDOW_SIZE, HASH_SIZE, HASH_MASK, HASH_SHIFT: H_SHIFT, MIN_MATCH, MAX_MATCH } = P;
+const { MIN_LOOKAHEAD, MAX_DIST, TOO_FAR, CONFIG } = P;
 
 const EMPTY = new Uint8Array(0);
 

@@ -6,35 +6,17 @@
  * NIL). Input is therefore staged so the window is refilled only when a full window's worth is available,
  * which is what a single deflate() call over the whole input does; the output is independent of chunking.
  */
-import { BlockCoder, DIST_CODE, LENGTH_CODE, SYM_LIMIT } from "./trees";
+import * as H from "../deflate-common/huffman";
+import * as P from "../deflate-common/params";
+import { BlockCoder, SYM_LIMIT } from "./trees";
 
-const WSIZE = 0x8000;
-const WMASK = WSIZE - 1;
-const WINDOW_SIZE = 2 * WSIZE;
-const HASH_SIZE = 1 << 15; // memLevel + 7 bits
-const HASH_MASK = HASH_SIZE - 1;
-const HASH_SHIFT = 5;
-const MIN_MATCH = 3;
-const MAX_MATCH = 258;
-const MIN_LOOKAHEAD = MAX_MATCH + MIN_MATCH + 1;
-const MAX_DIST = WSIZE - MIN_LOOKAHEAD;
-const TOO_FAR = 4096;
+// module-local copies so the hot loops see plain constants
+const { WSIZE, WMASK, WINDOW_SIZE, HASH_SIZE, HASH_MASK, HASH_SHIFT, MIN_MATCH, MAX_MATCH } = P;
+const { MIN_LOOKAHEAD, MAX_DIST, TOO_FAR, CONFIG } = P;
+const { LENGTH_CODE, DIST_CODE } = H;
+
 const STAGE_SIZE = 4 * WINDOW_SIZE;
 const NO_MATCH = 0xffff; // longestMatch start when no better match was found
-
-/** good_length, max_lazy, nice_length, max_chain for levels 1..9. */
-const CONFIG: ReadonlyArray<readonly [number, number, number, number]> = [
-  [0, 0, 0, 0],
-  [4, 4, 8, 4],
-  [4, 5, 16, 8],
-  [4, 6, 32, 32],
-  [4, 4, 16, 16],
-  [8, 16, 32, 32],
-  [8, 16, 128, 128],
-  [8, 32, 128, 256],
-  [32, 128, 258, 1024],
-  [32, 258, 258, 4096],
-];
 
 /**
  * Longest match for the string at `scan` along the hash chain from `cur`, starting from `best`.
@@ -191,8 +173,8 @@ export class ZlibDeflater {
     const { win, view, head, prev, coder, maxLazy, goodMatch, niceMatch, maxChain } = this;
     const symDist = coder.symDist;
     const symLc = coder.symLc;
-    const lfreq = coder.lt.freq;
-    const dfreq = coder.dt.freq;
+    const lfreq = coder.lfreq;
+    const dfreq = coder.dfreq;
     let strstart = this.strstart;
     let lookahead = this.lookahead;
     let insH = this.insH;
@@ -310,8 +292,8 @@ export class ZlibDeflater {
     const { win, view, head, prev, coder, maxLazy, niceMatch, maxChain } = this;
     const symDist = coder.symDist;
     const symLc = coder.symLc;
-    const lfreq = coder.lt.freq;
-    const dfreq = coder.dt.freq;
+    const lfreq = coder.lfreq;
+    const dfreq = coder.dfreq;
     let strstart = this.strstart;
     let lookahead = this.lookahead;
     let insH = this.insH;
