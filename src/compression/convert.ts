@@ -135,8 +135,9 @@ export function diffIdCheck(diffId: Digest, what: string): DigestStream {
 }
 
 /**
- * Copy a layer as it is. A compressed layer is also decompressed on the side and checked
- * against its diff_id, so a bundle never carries a layer that doesn't match its config.
+ * Copy a layer as it is, its blob digest checked on the way. With --verify-diff-ids a compressed
+ * layer is also decompressed on the side and checked against its diff_id. A plain copy may finish
+ * in the background (opts.background): its result is known before the bytes arrive.
  */
 async function copyBlob(
   source: ImageSource,
