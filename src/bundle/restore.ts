@@ -44,6 +44,8 @@ export class RestoringSink implements UnpackSink {
   private readonly output = new Limiter(1);
   /** Regeneration workers across layers. */
   private readonly workers = new Limiter(defaultThreads());
+  /** Blobs spooled to temp files at once (temp space stays within a few layers). */
+  private readonly spooled = new Limiter(defaultThreads() + 1);
   private readonly background: Promise<unknown>[] = [];
   /** The first background failure: later blobs stop at once, commit() reports it. */
   private failed?: Error;
@@ -146,9 +148,16 @@ export class RestoringSink implements UnpackSink {
     }
     // Spool the blob so the bundle can be read on while workers rebuild it (one per core, across
     // layers); the rebuilt blobs reach the output in bundle order.
+    // Bounded: the reader waits while this many blobs are spooled and not yet written out.
+    const release = await this.spooled.acquire();
     this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-restore-"));
     const file = join(this.spoolDir, desc.digest.slice(7));
-    await streamToFile(data, file);
+    try {
+      await streamToFile(data, file);
+    } catch (err) {
+      release();
+      throw err;
+    }
     const rebuilt = rebuilds.map((r) => this.rebuildToFile(r, file));
     const written = this.output.run(async () => {
       for (const out of outputs) {
@@ -161,7 +170,10 @@ export class RestoringSink implements UnpackSink {
         await rm(regenerated, { force: true });
       }
     });
-    const task = allSettledOrThrow([written, ...rebuilt]).finally(() => rm(file, { force: true }));
+    const task = allSettledOrThrow([written, ...rebuilt]).finally(async () => {
+      await rm(file, { force: true });
+      release();
+    });
     task.catch((err: unknown) => (this.failed ??= err instanceof Error ? err : new Error(String(err))));
     this.background.push(task);
   }

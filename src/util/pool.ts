@@ -41,14 +41,25 @@ export class Limiter {
 
   /** Tasks start in the order they asked (a freed slot goes straight to the longest waiter). */
   async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.slots) await new Promise<void>((resolve) => this.queue.push(resolve));
-    else this.active++;
+    const release = await this.acquire();
     try {
       return await task();
     } finally {
+      release();
+    }
+  }
+
+  /** Take a slot for work that outlives one call; the returned function gives it back (once). */
+  async acquire(): Promise<() => void> {
+    if (this.active >= this.slots) await new Promise<void>((resolve) => this.queue.push(resolve));
+    else this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       const next = this.queue.shift();
       if (next) next();
       else this.active--;
-    }
+    };
   }
 }
