@@ -127,7 +127,9 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
         work.push({ source, image });
       }
     }
-    // One limiter keeps the blob transfers of all images together at --jobs.
+    // One limiter keeps the layer copies of all images together at --jobs. Background downloads
+    // (inBackground in pack) have their own --jobs limiter: a copy holding a slot here may wait for
+    // one of them, so sharing one limiter could deadlock.
     const transfers = new Limiter(opts.jobs);
     return await mapPool(work, opts.jobs, async ({ source, image }) => ({
       report: await copyImage(source, store, image, { ...opts, cpu, transfers }),

@@ -24,6 +24,11 @@ interface Rebuild {
   recipe: GzipRecipe;
 }
 
+/** How errors about one rebuilt layer name it. */
+function rebuildLabel(out: Rebuild): string {
+  return `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${describeRecipe(out.recipe)})`;
+}
+
 /**
  * Sits in front of an output sink and turns a digest-preserving bundle back into the source's
  * images: the original index and manifests, and each recipe layer regenerated from its
@@ -182,7 +187,7 @@ export class RestoringSink implements UnpackSink {
   private rebuildToFile(out: Rebuild, file: string): Promise<string> {
     return this.workers.run(async () => {
       const target = join(this.spoolDir!, `${out.original.digest.slice(7)}.rebuilt`);
-      const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${describeRecipe(out.recipe)})`;
+      const what = rebuildLabel(out);
       await streamToFile(
         createReadStream(file).pipe(regenerateGzipThreaded(out.recipe)).pipe(new DigestStream(out.original, what)),
         target,
@@ -196,7 +201,7 @@ export class RestoringSink implements UnpackSink {
       this.produced.add(desc.digest);
       return this.inner.blob(desc, data);
     }
-    const what = `regenerated layer ${shortDigest(out.original.digest)}… (recipe ${describeRecipe(out.recipe)})`;
+    const what = rebuildLabel(out);
     const regen = regenerateGzipThreaded(out.recipe);
     const check = new DigestStream(out.original, what);
     data.on("error", (err) => regen.destroy(err));

@@ -15,23 +15,26 @@ const READS_IN_FLIGHT = 3;
 export class ReadAheadStream extends Readable {
   private handle: FileHandle | undefined;
   private next: number;
+  /** Where reading stops; the file's size when the caller gave none (set once it is open). */
+  private end: number;
   private readonly pending: Promise<Buffer>[] = [];
   private pumping = false;
 
   constructor(
     private readonly path: string,
     start = 0,
-    private readonly end = Number.POSITIVE_INFINITY,
+    end = Number.POSITIVE_INFINITY,
   ) {
     super({ highWaterMark: READ_CHUNK * 2 });
     this.next = start;
+    this.end = end;
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
     open(this.path, "r").then(
       async (handle) => {
         this.handle = handle;
-        if (this.end === Number.POSITIVE_INFINITY) Object.assign(this, { end: (await handle.stat()).size });
+        if (this.end === Number.POSITIVE_INFINITY) this.end = (await handle.stat()).size;
         callback();
       },
       (err: Error) => callback(err),

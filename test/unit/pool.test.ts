@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Limiter, mapPool } from "../../src/util/pool";
 
 describe("Limiter", () => {
-  it("keeps to its slots and starts waiters in order, also when new callers arrive as a slot frees", async () => {
+  it("keeps to its slots and starts tasks in the order they asked", async () => {
     const limiter = new Limiter(2);
     let active = 0;
     let most = 0;
@@ -19,7 +19,7 @@ describe("Limiter", () => {
     };
     const runs: Promise<void>[] = [];
     for (let i = 0; i < 10; i++) runs.push(limiter.run(task(i)));
-    // Newcomers arriving while slots are being handed over must queue behind the waiters.
+    // Later callers queue behind the waiters.
     await sleep(1);
     for (let i = 10; i < 14; i++) runs.push(limiter.run(task(i)));
     await Promise.all(runs);
@@ -28,6 +28,27 @@ describe("Limiter", () => {
       started,
       Array.from({ length: 14 }, (_, i) => i),
     );
+  });
+
+  it("a slot freed while someone waits goes to that waiter, not to a caller arriving in the same tick", async () => {
+    const limiter = new Limiter(1);
+    const started: string[] = [];
+    let active = 0;
+    let most = 0;
+    const task = (name: string) => async (): Promise<void> => {
+      started.push(name);
+      active++;
+      most = Math.max(most, active);
+      await sleep(2);
+      active--;
+    };
+    const release = await limiter.acquire();
+    const waiter = limiter.run(task("waiter"));
+    release();
+    const newcomer = limiter.run(task("newcomer")); // same tick as the release
+    await Promise.all([waiter, newcomer]);
+    assert.deepEqual(started, ["waiter", "newcomer"]);
+    assert.equal(most, 1);
   });
 
   it("acquire() holds a slot until released, and a second release is harmless", async () => {
