@@ -6,7 +6,7 @@ import { compressStream, type CompressOptions } from "../compression/codecs";
 import type { StreamFormat } from "../compression/sniff";
 import { tempSibling } from "../util/atomic";
 import { meter, type ProgressListener } from "../util/progress";
-import { STREAM_BUFFER } from "../util/streams";
+import { FileWriteStream } from "../util/file-writer";
 
 const extensions: [RegExp, StreamFormat][] = [
   [/\.(tar\.xz|txz)$/i, "xz"],
@@ -50,7 +50,7 @@ export async function writeOutput(data: Readable, out: string, opts: OutputOptio
   }
   const tmp = tempSibling(out);
   try {
-    const file = createWriteStream(tmp, { flags: "wx", mode: 0o644, highWaterMark: STREAM_BUFFER });
+    const file = new FileWriteStream(tmp, { flags: "wx", mode: 0o644 });
     await pipeline(data, compressor, counter, file, signalOpt);
     await rename(tmp, out);
   } catch (err) {

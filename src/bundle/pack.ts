@@ -1,4 +1,6 @@
 import { setMaxListeners } from "node:events";
+import { rename, rm, stat } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
 import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
@@ -11,8 +13,14 @@ import type { ImageSource, NamedImage } from "../transports/types";
 import type { StreamFormat } from "../compression/sniff";
 import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
 import { writeOutput } from "./output";
-import { layoutTar } from "./writer";
+import { bundleEntries, layoutTar } from "./writer";
+import { planLayout, type LayoutPlan } from "./plan";
+import { PositionalTar } from "./tar-file";
 import { toolVersion } from "../version";
+import { tempSibling } from "../util/atomic";
+import { directIoWanted } from "../util/direct-io";
+import type { FileSpot } from "../util/file-writer";
+import type { ProgressListener } from "../util/progress";
 import { allSettledOrThrow, Limiter, mapPool } from "../util/pool";
 import { defaultThreads } from "../compression/codecs";
 
@@ -75,6 +83,9 @@ function toBundleImage(r: ImageReport, preserved: boolean): BundleImage {
   };
 }
 
+/** A plain layer copy that may finish after copyAll, given a second destination for its bytes. */
+type BackgroundTask = (tee?: FileSpot) => Promise<void>;
+
 /** pack: every source → store (converting layers) → one bundle file or stdout. */
 export async function pack(opts: PackOptions): Promise<PackResult> {
   const store = await Store.open(opts.cacheDir);
@@ -85,21 +96,40 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   const downloads = new Limiter(opts.jobs);
   const background: Promise<void>[] = [];
   const scheduled = new Set<Digest>();
-  const inBackground = (digest: Digest, task: () => Promise<void>): void => {
-    if (scheduled.has(digest)) return; // another image brings the same layer
-    scheduled.add(digest);
+  // A plain tar file is written in place: each layer's download goes to the store and to its spot
+  // in the bundle at once, so those downloads wait until the plan says where the spots are.
+  const inPlace = await writesInPlace(opts);
+  const deferred = new Map<Digest, BackgroundTask>();
+  const start = (digest: Digest, task: BackgroundTask, tee?: FileSpot): Promise<void> => {
     const arrival = downloads.run(async () => {
       signal.throwIfAborted(); // queued behind a download that failed
-      await task();
+      await task(tee);
     });
     arrival.catch(() => cancel.abort());
     store.expect(digest, arrival);
     background.push(arrival);
+    return arrival;
+  };
+  const inBackground = (digest: Digest, task: BackgroundTask): void => {
+    if (scheduled.has(digest)) return; // another image brings the same layer
+    scheduled.add(digest);
+    if (inPlace) deferred.set(digest, task);
+    else start(digest, task);
+  };
+  const startDeferred = (digest: Digest, tee: FileSpot): Promise<void> | undefined => {
+    const task = deferred.get(digest);
+    deferred.delete(digest);
+    return task && start(digest, task, tee);
   };
   let ok = false;
   try {
-    const reports = await copyAll(store, { ...opts, signal, background: inBackground });
-    const result = await writeBundle(store, reports, { ...opts, signal }, Promise.all(background));
+    const copied = await copyAll(store, { ...opts, signal, background: inBackground });
+    const bundle = describeBundle(copied, opts);
+    const result = inPlace
+      ? await writeBundleInPlace(store, bundle, { ...opts, signal }, startDeferred)
+      : await writeBundle(store, bundle, { ...opts, signal }, Promise.all(background));
+    for (const [digest, task] of deferred) start(digest, task); // none expected: every copied layer is in the plan
+    await Promise.all(background);
     ok = true;
     return result;
   } finally {
@@ -107,6 +137,13 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     const settled = await Promise.allSettled(background);
     if (ok && settled.every((r) => r.status === "fulfilled")) await store.close();
   }
+}
+
+/** Whether the bundle goes to a regular file as a plain tar (then written in place, see pack()). */
+async function writesInPlace(opts: PackOptions): Promise<boolean> {
+  if (opts.compress !== "none" || opts.out === "-") return false;
+  const existing = await stat(opts.out).catch(() => undefined);
+  return existing === undefined || existing.isFile();
 }
 
 /** Copy every image of every source into the store, images side by side. */
@@ -140,13 +177,15 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
   }
 }
 
-/** Write the bundle from the store; `arrivals` settles when background downloads are all in. */
-async function writeBundle(
-  store: Store,
-  copied: { report: ImageReport; image: NamedImage }[],
-  opts: PackOptions,
-  arrivals: Promise<unknown>,
-): Promise<PackResult> {
+interface BundleDescription {
+  named: NamedImage[];
+  metadata: BundleMetadata;
+  extraBlobs: Descriptor[];
+  mtime: Date;
+}
+
+/** What goes into the bundle besides the images themselves: names, metadata, kept originals. */
+function describeBundle(copied: { report: ImageReport; image: NamedImage }[], opts: PackOptions): BundleDescription {
   const reports = copied.map((c) => c.report);
   const named: NamedImage[] = copied.map(({ report, image }) => ({
     name: image.name,
@@ -172,10 +211,31 @@ async function writeBundle(
     images: reports.map((r) => toBundleImage(r, opts.preserveDigests === true)),
     extraBlobs,
   };
-  const { stream, done } = layoutTar(store, named, {
-    metadata,
-    extraBlobs,
-    mtime: new Date(Math.floor(created.getTime() / 1000) * 1000),
+  return { named, metadata, extraBlobs, mtime: new Date(Math.floor(created.getTime() / 1000) * 1000) };
+}
+
+function packResult(opts: PackOptions, bundle: BundleDescription, plan: LayoutPlan, bytes: number): PackResult {
+  return {
+    out: opts.out,
+    metadata: bundle.metadata,
+    bytesWritten: bytes,
+    layerBytes: plan.layers.reduce((a, l) => a + l.size, 0),
+    blobs: plan.small.length + plan.layers.length,
+    foreign: plan.foreign,
+  };
+}
+
+/** Stream the bundle from the store; `arrivals` settles when background downloads are all in. */
+async function writeBundle(
+  store: Store,
+  bundle: BundleDescription,
+  opts: PackOptions,
+  arrivals: Promise<unknown>,
+): Promise<PackResult> {
+  const { stream, done } = layoutTar(store, bundle.named, {
+    metadata: bundle.metadata,
+    extraBlobs: bundle.extraBlobs,
+    mtime: bundle.mtime,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
@@ -187,12 +247,55 @@ async function writeBundle(
   });
   // A download's own error comes first: the writer only sees the cancellation it causes.
   const [, plan, { bytes }] = await allSettledOrThrow([arrivals, done, written]);
-  return {
-    out: opts.out,
-    metadata,
-    bytesWritten: bytes,
-    layerBytes: plan.layers.reduce((a, l) => a + l.size, 0),
-    blobs: plan.small.length + plan.layers.length,
-    foreign: plan.foreign,
+  return packResult(opts, bundle, plan, bytes);
+}
+
+/**
+ * Write the bundle as a plain tar at known offsets (PositionalTar): layers still downloading are
+ * written as they arrive (`startDeferred` starts a download with the layer's spot as second
+ * destination), layers already in the store are copied from it, side by side up to --jobs.
+ */
+async function writeBundleInPlace(
+  store: Store,
+  bundle: BundleDescription,
+  opts: PackOptions,
+  startDeferred: (digest: Digest, tee: FileSpot) => Promise<void> | undefined,
+): Promise<PackResult> {
+  const plan = await planLayout(store, bundle.named, bundle.extraBlobs);
+  const tmp = tempSibling(opts.out);
+  const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());
+  try {
+    await tar.writeFrame();
+    await mapPool(plan.layers, opts.jobs, async (layer) => {
+      const what = `layer ${layer.digest}`;
+      const progress = bundleProgress(layer, opts.onProgress);
+      const arrival = startDeferred(layer.digest, tar.spot(layer.digest, what, progress));
+      if (arrival) return arrival;
+      const spot = tar.layer(layer.digest, what, progress);
+      await pipeline(await store.blob(layer, what, opts.signal), spot, opts.signal ? { signal: opts.signal } : {});
+    });
+    await tar.close();
+    await rename(tmp, opts.out);
+  } catch (err) {
+    await tar.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return packResult(opts, bundle, plan, tar.size);
+}
+
+/** Progress events for a layer written into the bundle, as the streamed writer's meter sends them. */
+function bundleProgress(
+  layer: Descriptor,
+  onProgress: ProgressListener | undefined,
+): ((bytes: number) => void) | undefined {
+  if (!onProgress) return undefined;
+  const id = `tar:${layer.digest}`;
+  onProgress({ type: "start", id, label: "bundle", total: layer.size });
+  let left = layer.size;
+  return (bytes) => {
+    onProgress({ type: "advance", id, bytes });
+    left -= bytes;
+    if (left <= 0) onProgress({ type: "done", id });
   };
 }

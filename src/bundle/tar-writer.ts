@@ -3,6 +3,19 @@ import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import { STREAM_BUFFER } from "../util/streams";
 
+/** Directories `path` needs that are not in `seen` yet, outermost first (added to `seen`). */
+export function newParentDirs(path: string, seen: Set<string>): string[] {
+  const parts = path.split("/").slice(0, -1);
+  const dirs: string[] = [];
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = parts.slice(0, i).join("/");
+    if (seen.has(dir)) continue;
+    seen.add(dir);
+    dirs.push(dir);
+  }
+  return dirs;
+}
+
 /** Thin async wrapper over tar-stream's pack: one entry at a time, streamed. */
 export class TarWriter {
   readonly pack = tar.pack({ highWaterMark: STREAM_BUFFER });
@@ -16,11 +29,7 @@ export class TarWriter {
   }
 
   private async ensureDirs(path: string): Promise<void> {
-    const parts = path.split("/").slice(0, -1);
-    for (let i = 1; i <= parts.length; i++) {
-      const dir = parts.slice(0, i).join("/");
-      if (this.dirs.has(dir)) continue;
-      this.dirs.add(dir);
+    for (const dir of newParentDirs(path, this.dirs)) {
       await new Promise<void>((resolve, reject) => {
         this.pack.entry({ name: `${dir}/`, type: "directory", mode: 0o755, mtime: this.mtime }, (err) =>
           err ? reject(err) : resolve(),

@@ -20,10 +20,24 @@ export interface LayoutTarOptions {
   signal?: AbortSignal;
 }
 
+/** One entry of a bundle tar, in order; the parent directories come from newParentDirs(). */
+export type BundleEntry = { path: string; bytes: Uint8Array; layer?: undefined } | { path: string; layer: Descriptor };
+
+/** oci-layout, airpack.json, index.json, manifest.json, then manifests and configs, then layers. */
+export function bundleEntries(plan: LayoutPlan, metadata?: BundleMetadata): BundleEntry[] {
+  const entries: BundleEntry[] = [{ path: "oci-layout", bytes: Buffer.from(OCI_LAYOUT_JSON) }];
+  if (metadata) entries.push({ path: METADATA_FILE, bytes: encodeJson(metadata) });
+  entries.push({ path: "index.json", bytes: plan.indexJson });
+  if (plan.dockerManifest.length > 0) entries.push({ path: "manifest.json", bytes: encodeJson(plan.dockerManifest) });
+  for (const { desc, bytes } of plan.small) entries.push({ path: blobPath(desc), bytes });
+  for (const layer of plan.layers) entries.push({ path: blobPath(layer), layer });
+  return entries;
+}
+
 /**
- * Write named images from `source` as one OCI layout tar with a docker manifest.json:
- * oci-layout, airpack.json, index.json, manifest.json, then manifests and configs, then layers.
- * Returns the plan and a promise-bearing tar stream the caller pipes to its destination.
+ * Write named images from `source` as one OCI layout tar with a docker manifest.json (see
+ * bundleEntries for the order). Returns the plan and a promise-bearing tar stream the caller pipes
+ * to its destination.
  */
 export function layoutTar(
   source: ImageSource,
@@ -34,19 +48,14 @@ export function layoutTar(
   const done = (async () => {
     try {
       const plan = await planLayout(source, images, opts.extraBlobs ?? []);
-      await tar.addBytes("oci-layout", Buffer.from(OCI_LAYOUT_JSON));
-      if (opts.metadata) await tar.addBytes(METADATA_FILE, encodeJson(opts.metadata));
-      await tar.addBytes("index.json", plan.indexJson);
-      if (plan.dockerManifest.length > 0) await tar.addBytes("manifest.json", encodeJson(plan.dockerManifest));
-      for (const { desc, bytes } of plan.small) await tar.addBytes(blobPath(desc), bytes);
-      for (const layer of plan.layers) {
-        const what = `layer ${layer.digest}`;
-        const data = await source.blob(layer, what, opts.signal);
-        const metered = opts.onProgress
-          ? data.pipe(meter(`tar:${layer.digest}`, "bundle", layer.size, opts.onProgress))
-          : data;
-        if (metered !== data) data.on("error", (err) => metered.destroy(err));
-        await tar.addStream(blobPath(layer), layer.size, metered, opts.signal);
+      for (const entry of bundleEntries(plan, opts.metadata)) {
+        const layer = entry.layer;
+        if (!layer) {
+          await tar.addBytes(entry.path, entry.bytes);
+          continue;
+        }
+        const data = await source.blob(layer, `layer ${layer.digest}`, opts.signal);
+        await tar.addStream(entry.path, layer.size, metered(data, layer, opts.onProgress), opts.signal);
       }
       tar.finalize();
       return plan;
@@ -56,6 +65,14 @@ export function layoutTar(
     }
   })();
   return { stream: tar.output, done };
+}
+
+/** A layer's bytes counted on their way into the bundle (for the progress display). */
+export function metered(data: Readable, layer: Descriptor, onProgress: ProgressListener | undefined): Readable {
+  if (!onProgress) return data;
+  const counted = data.pipe(meter(`tar:${layer.digest}`, "bundle", layer.size, onProgress));
+  data.on("error", (err) => counted.destroy(err));
+  return counted;
 }
 
 /** Feed a planned layout into an unpack sink (layout directory or archive), verifying every blob again. */

@@ -1,6 +1,7 @@
 import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
+import type { FileSpot } from "../util/file-writer";
 import type { Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
@@ -33,9 +34,10 @@ export interface ConvertOptions {
   cpu?: Limiter;
   /**
    * Run a plain copy (no check or conversion that decides the result) in the background: the
-   * result is known from the descriptor, so the caller can go on while the bytes arrive.
+   * result is known from the descriptor, so the caller can go on while the bytes arrive. The
+   * task may be given a second destination for the bytes (e.g. the layer's place in a bundle).
    */
-  background?: (digest: Digest, task: () => Promise<void>) => void;
+  background?: (digest: Digest, task: (tee?: FileSpot) => Promise<void>) => void;
   /** The manifest family the converted layer will live in. */
   family: Family;
   level?: number;
@@ -168,15 +170,21 @@ async function copyBlob(
     });
     return { descriptor, action: "copied", uncompressedSize: check.size };
   }
-  const open = async (): Promise<Readable> => {
-    const raw = await source.blob(layer, what, opts.signal);
+  const open = async (unchecked = false): Promise<Readable> => {
+    const raw = unchecked
+      ? await source.blobUnchecked!(layer, what, opts.signal)
+      : await source.blob(layer, what, opts.signal);
     if (!opts.onProgress) return raw;
     const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
     raw.on("error", (err) => metered.destroy(err));
     return metered;
   };
   if (compression === undefined || compression === "none" || diffId === undefined || !opts.verifyDiffIds) {
-    const download = async (): Promise<void> => store.putSourceBlob(layer, await open(), what, opts.signal);
+    const download = async (tee?: FileSpot): Promise<void> => {
+      // Where the source can skip its own check, the store makes it (on its hash thread): hashed once.
+      if (source.blobUnchecked) return store.putBlob(layer, await open(true), what, opts.signal, undefined, tee);
+      return store.putSourceBlob(layer, await open(), what, opts.signal, undefined, tee);
+    };
     if (opts.background) opts.background(layer.digest, download);
     else await download();
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };

@@ -9,10 +9,18 @@ import type { ImageSource, NamedImage } from "./types";
  * must not wait for themselves.
  */
 export class StoreFirstSource implements ImageSource {
+  readonly blobUnchecked?: ImageSource["blobUnchecked"];
+
   constructor(
     private readonly inner: ImageSource,
     private readonly store: Store,
-  ) {}
+  ) {
+    const unchecked = inner.blobUnchecked?.bind(inner);
+    if (unchecked) {
+      this.blobUnchecked = async (desc, what, signal) =>
+        (await store.holds(desc)) ? store.blobHeld(desc, what, signal) : unchecked(desc, what, signal);
+    }
+  }
 
   get label(): string {
     return this.inner.label;

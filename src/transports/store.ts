@@ -3,17 +3,20 @@ import { mkdir, readFile, rename, rm, stat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createWriteStream } from "node:fs";
 import { Annotation, encodeJson, parseIndex, parseJson, type Descriptor } from "../oci/descriptor";
 import { DigestStream, digestHex, parseDigest, type Digest } from "../oci/digest";
 import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
 import { ReadAheadStream } from "../util/read-ahead";
-import { STREAM_BUFFER } from "../util/streams";
+import { BlockWriteStream, FileWriteStream, type FileSpot } from "../util/file-writer";
+import { HashThread } from "../util/hash-thread";
+import { directIoWanted } from "../util/direct-io";
 import { allSettledOrThrow } from "../util/pool";
 import { blobPath, OciLayoutSource } from "./layout";
 import type { ImageSink, NamedImage } from "./types";
+
+const signalOption = (signal: AbortSignal | undefined): { signal?: AbortSignal } => (signal ? { signal } : {});
 
 /**
  * The content-addressed cache: an OCI image layout directory. Every blob lands in ingest/
@@ -28,6 +31,7 @@ export class Store extends OciLayoutSource implements ImageSink {
   private readonly writing = new Map<string, Promise<void>>();
   /** Blobs announced by background downloads (see expect()). */
   private readonly expected = new Map<string, Promise<void>>();
+  private readonly hashThread = new HashThread();
 
   private constructor(readonly root: string) {
     super(new DirTree(root), `store ${root}`);
@@ -96,13 +100,15 @@ export class Store extends OciLayoutSource implements ImageSink {
     what: string,
     signal?: AbortSignal,
     gate?: Promise<unknown>,
+    tee?: FileSpot,
   ): Promise<void> {
-    await this.write(desc, data, what, { hash: true, signal, gate });
+    await this.write(desc, data, what, { hash: true, signal, gate, tee });
   }
 
   /**
    * Store a stream from ImageSource.blob(), which by contract errors at its end unless it matched
-   * `desc`; hashing it again here would only double the CPU cost of a download.
+   * `desc`; hashing it again here would only double the CPU cost of a download. `tee`, when
+   * given, gets the same bytes (from the stored copy if the blob was here already).
    */
   async putSourceBlob(
     desc: Descriptor,
@@ -110,34 +116,56 @@ export class Store extends OciLayoutSource implements ImageSink {
     what: string,
     signal?: AbortSignal,
     gate?: Promise<unknown>,
+    tee?: FileSpot,
   ): Promise<void> {
-    await this.write(desc, data, what, { hash: false, signal, gate });
+    await this.write(desc, data, what, { hash: false, signal, gate, tee });
   }
 
   private async write(
     desc: Descriptor,
     data: Readable,
     what: string,
-    opts: { hash: boolean; signal: AbortSignal | undefined; gate: Promise<unknown> | undefined },
+    opts: {
+      hash: boolean;
+      signal: AbortSignal | undefined;
+      gate: Promise<unknown> | undefined;
+      tee?: FileSpot | undefined;
+    },
   ): Promise<void> {
     const running = opts.gate ? undefined : this.writing.get(desc.digest);
+    const alreadyHere = async (): Promise<void> => {
+      if (!opts.tee) return;
+      const spot = new BlockWriteStream(opts.tee.target, {
+        start: opts.tee.start,
+        end: "tar",
+        expect: { size: desc.size },
+        what,
+      });
+      await pipeline(await this.blobHeld(desc, what, opts.signal), spot, signalOption(opts.signal));
+    };
     if (running) {
       // Another layer of this run brings the same blob: wait for that one (and share its failure).
       data.destroy();
       await running;
+      await alreadyHere();
       return;
     }
     if (await this.holds(desc)) {
       data.destroy();
+      await alreadyHere();
       await opts.gate;
       return;
     }
     const tmp = this.ingestPath();
     const done = (async () => {
       try {
-        const stages = opts.hash ? [data, new DigestStream(desc, what)] : [data];
-        const file = createWriteStream(tmp, { flags: "wx", highWaterMark: STREAM_BUFFER });
-        const written = pipeline([...stages, file], opts.signal ? { signal: opts.signal } : {});
+        // Hashing happens in the writer, on the hash thread, over the blocks it writes anyway.
+        const file = new FileWriteStream(tmp, {
+          flags: "wx",
+          ...(opts.tee ? { mirror: opts.tee } : {}),
+          ...(opts.hash ? { hashThread: this.hashThread, expect: desc, what } : {}),
+        });
+        const written = pipeline(data, file, signalOption(opts.signal));
         await allSettledOrThrow([written, opts.gate ?? Promise.resolve()]);
         await rename(tmp, this.blobFile(desc));
         this.verified.add(desc.digest);
@@ -162,7 +190,7 @@ export class Store extends OciLayoutSource implements ImageSink {
   /** Like blob(), without waiting for a download of it in progress (see holds()). */
   async blobHeld(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
     if (!this.verified.has(desc.digest)) return super.blob(desc, what, signal);
-    return new ReadAheadStream(this.blobFile(desc));
+    return new ReadAheadStream(this.blobFile(desc), 0, desc.size, { direct: directIoWanted() });
   }
 
   async putSmall(desc: Descriptor, bytes: Uint8Array, what: string): Promise<void> {
@@ -181,7 +209,7 @@ export class Store extends OciLayoutSource implements ImageSink {
     const tmp = this.ingestPath();
     const hasher = new DigestStream();
     try {
-      const file = createWriteStream(tmp, { flags: "wx", highWaterMark: STREAM_BUFFER });
+      const file = new FileWriteStream(tmp, { flags: "wx" });
       await pipeline([data, ...transforms, hasher, file], signal ? { signal } : {});
       const result = hasher.digest;
       await rename(tmp, this.blobFile(result));

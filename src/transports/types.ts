@@ -23,6 +23,11 @@ export interface ImageSource {
   fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array>;
   /** A blob stream that fails at the end on digest/size mismatch. */
   blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * The blob's bytes without the check, only for a sink that makes it itself before anyone can
+   * see them (Store.putBlob). Sources where checking costs nothing extra leave it out.
+   */
+  blobUnchecked?(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable>;
   /** Whether the blob is available (non-distributable layers may be absent). */
   hasBlob(desc: Descriptor): Promise<boolean>;
   close(): Promise<void>;

@@ -280,6 +280,36 @@ describe("registry without auth: pack, then ctr import and podman load", { timeo
     }
   });
 
+  test("a plain .tar is written in place while downloading: the same bytes as streamed, and importable", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    const refs = [`${host}/test/mixed:1`, `${host}/test/list:1`, `${host}/test/multi:1`];
+    const cache = path.join(work, "cache-inplace");
+    const env = { SOURCE_DATE_EPOCH: "1700000000" };
+    const cold = path.join(work, "inplace-cold.tar");
+    const warm = path.join(work, "inplace-warm.tar");
+    // cold: each layer goes to the store and to its spot in the bundle as it downloads
+    await airpackOk(["pack", ...refs, "-o", cold, "--cache", cache, "-q"], { env });
+    // warm: the layers are copied from the store into their spots; then the streamed writer
+    await airpackOk(["pack", ...refs, "-o", warm, "--cache", cache, "-q"], { env });
+    const streamed = await airpackOk(["pack", ...refs, "-o", "-", "--compress", "none", "--cache", cache, "-q"], {
+      env,
+    });
+    const coldBytes = await fs.readFile(cold);
+    assert.equal(sha256Of(coldBytes), sha256Of(streamed.stdout), "in place (cold) and streamed bundles differ");
+    assert.equal(sha256Of(await fs.readFile(warm)), sha256Of(streamed.stdout), "in place (warm) and streamed differ");
+    // GNU tar reads it to the end, airpack verifies every blob, the store holds what it claims
+    const listing = await runOk("tar", ["-tf", cold]);
+    assert.ok(listing.stdout.toString("utf8").includes("index.json"));
+    await airpackOk(["verify", cold]);
+    await assertStoreConsistent(cache);
+    // and containerd imports the plain tar as it is, with the registry's digests
+    const ns = "reg-inplace";
+    await p.ctd.importImage(coldBytes, { namespace: ns });
+    const rows = await p.ctd.listImages(ns);
+    assert.equal(rows.find((r) => r.name === refs[0])?.digest, served.mixed);
+  });
+
   test("a Docker manifest list with --all-platforms is packed unchanged", { timeout: TIMEOUT }, async (t) => {
     const p = ready(t);
     if (!p) return;

@@ -1,0 +1,289 @@
+import { constants } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { Writable } from "node:stream";
+import { alignedBuffers, alignUp, directIoWanted, openMaybeDirect } from "./direct-io";
+import type { HashThread, ThreadHash } from "./hash-thread";
+import { DigestMismatchError } from "../oci/digest";
+
+/** Bytes per write: big enough that the disk streams, small enough that a few in flight stay cheap. */
+export const WRITE_BLOCK = 2 << 20;
+/** Blocks per stream: one filling while the others are on their way to the disk. */
+const BLOCKS = 4;
+
+/**
+ * An open file that takes positional writes, direct (O_DIRECT) when the filesystem allows it.
+ * Some filesystems accept O_DIRECT at open and refuse the I/O with EINVAL (or refuse an alignment
+ * finer than their own): such writes are redone through the page cache, on a second handle.
+ */
+export class FileTarget {
+  private buffered: Promise<FileHandle> | undefined;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private directNow: boolean,
+  ) {}
+
+  static async open(path: string, flags: number, mode: number, direct: boolean): Promise<FileTarget> {
+    const opened = await openMaybeDirect(path, flags, mode, direct);
+    return new FileTarget(path, opened.handle, opened.direct);
+  }
+
+  /** Whether writes must be aligned (and are going around the page cache). */
+  get direct(): boolean {
+    return this.directNow;
+  }
+
+  async write(buffer: Buffer, length: number, position: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+      const handle = this.directNow ? this.handle : await this.pageCacheHandle();
+      try {
+        const { bytesWritten } = await handle.write(buffer, done, length - done, position + done);
+        done += bytesWritten;
+      } catch (err) {
+        // Only the direct handle's EINVAL means "not like this"; writes racing this one retry too.
+        if ((err as NodeJS.ErrnoException).code !== "EINVAL" || handle !== this.handle) throw err;
+        this.directNow = false;
+      }
+    }
+  }
+
+  private pageCacheHandle(): Promise<FileHandle> {
+    this.buffered ??= open(this.path, constants.O_WRONLY);
+    return this.buffered;
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.handle.truncate(size);
+  }
+
+  async close(): Promise<void> {
+    const buffered = this.buffered;
+    this.buffered = undefined;
+    await Promise.allSettled([this.handle.close(), buffered?.then((h) => h.close())]);
+  }
+}
+
+export interface BlockWriterOptions {
+  /** File offset of the first byte. */
+  start: number;
+  /**
+   * How the last block ends. "file": the stream owns the file's end (padded for a direct write, then
+   * the file is truncated to its real size). "tar": zero padding to the next 512-byte boundary, as
+   * a tar entry's data ends; the bytes after it belong to someone else.
+   */
+  end: "file" | "tar";
+  /**
+   * What must come in: more bytes fail at once, fewer (or, with a hash thread, other bytes) at the
+   * end, before anything else is done with the file.
+   */
+  expect?: { size: number; digest?: string };
+  what?: string;
+  /** Told how many bytes each write brought (progress display). */
+  onBytes?: (bytes: number) => void;
+  /**
+   * A second place that gets every block as well (a layer's spot in a bundle, while it goes to
+   * the store): the same aligned block is written twice, copied from the stream once.
+   */
+  mirror?: FileSpot;
+  /** Hash the bytes on this thread (see sha256); the stream's blocks then live in shared memory. */
+  hashThread?: HashThread;
+}
+
+/** Where a run of bytes goes in a file shared with other writers; it ends like a tar entry's data. */
+export interface FileSpot {
+  target: FileTarget;
+  start: number;
+  /** Told how many bytes each write brought (progress display). */
+  onBytes?: (bytes: number) => void;
+}
+
+/**
+ * A Writable that collects bytes into WRITE_BLOCK-sized aligned blocks and writes them at their
+ * offsets, several in flight. Blocks are aligned so that the target may be direct (direct-io.ts).
+ */
+export class BlockWriteStream extends Writable {
+  private target: FileTarget | undefined;
+  private readonly free: Buffer[] = [];
+  /** Writes on their way, oldest first; each gives its block back when done. */
+  private readonly inFlight: Promise<void>[] = [];
+  private current: Buffer | undefined;
+  private fill = 0;
+  /** File offset of the next block. */
+  private position: number;
+  private failure: Error | undefined;
+  private hash: ThreadHash | undefined;
+  bytesWritten = 0;
+  /** "sha256:<hex>" of the bytes written, once finished, when a hash thread was given. */
+  sha256: string | undefined;
+
+  constructor(
+    private readonly targetSource: FileTarget | (() => Promise<FileTarget>),
+    private readonly opts: BlockWriterOptions,
+  ) {
+    super({ highWaterMark: WRITE_BLOCK });
+    this.position = opts.start;
+  }
+
+  override _construct(callback: (err?: Error | null) => void): void {
+    const source = this.targetSource;
+    Promise.resolve(source instanceof FileTarget ? source : source()).then(
+      (target) => {
+        this.target = target;
+        const hashThread = this.opts.hashThread;
+        const blocks = alignedBuffers(WRITE_BLOCK, BLOCKS, hashThread !== undefined);
+        this.free.push(...blocks);
+        this.hash = hashThread?.open(blocks[0]!.buffer as SharedArrayBuffer);
+        callback();
+      },
+      (err: Error) => callback(err),
+    );
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.append(chunk).then(
+      () => callback(),
+      (err: Error) => callback(err),
+    );
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.finish().then(
+      () => callback(),
+      (err: Error) => callback(err),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    void Promise.allSettled(this.inFlight.splice(0))
+      .then(() => {
+        if (err) this.hash?.drop();
+        return this.release();
+      })
+      .then(
+        () => callback(err),
+        () => callback(err),
+      );
+  }
+
+  /** What to do with the target once this stream is done with it (an owned file closes it). */
+  protected async release(): Promise<void> {}
+
+  protected get openTarget(): FileTarget | undefined {
+    return this.target;
+  }
+
+  private async append(chunk: Buffer): Promise<void> {
+    this.opts.onBytes?.(chunk.length);
+    this.opts.mirror?.onBytes?.(chunk.length);
+    const expect = this.opts.expect;
+    if (expect && this.bytesWritten + chunk.length > expect.size) this.mismatch(this.bytesWritten + chunk.length);
+    let offset = 0;
+    while (offset < chunk.length) {
+      const block = this.current ?? (this.current = await this.takeBlock());
+      const n = chunk.copy(block, this.fill, offset);
+      this.fill += n;
+      offset += n;
+      this.bytesWritten += n;
+      if (this.fill === WRITE_BLOCK) this.submit(WRITE_BLOCK);
+    }
+  }
+
+  private async takeBlock(): Promise<Buffer> {
+    while (this.free.length === 0) await this.inFlight.shift();
+    if (this.failure) throw this.failure;
+    return this.free.pop()!;
+  }
+
+  /**
+   * Send the current block on its way: `length` bytes to the file, `mirrorLength` to the mirror,
+   * `hashLength` (the data, without padding) to the hash thread.
+   */
+  private submit(length: number, mirrorLength = length, hashLength = length): void {
+    const block = this.current!;
+    const position = this.position;
+    this.current = undefined;
+    this.fill = 0;
+    this.position += length;
+    const mirror = this.opts.mirror;
+    const writes = [this.target!.write(block, length, position)];
+    if (mirror) writes.push(mirror.target.write(block, mirrorLength, mirror.start + position - this.opts.start));
+    if (this.hash) writes.push(this.hash.update(block.byteOffset, hashLength));
+    const written = Promise.all(writes).then(
+      () => {
+        this.free.push(block);
+      },
+      (err: Error) => {
+        this.failure ??= err;
+        this.free.push(block);
+      },
+    );
+    this.inFlight.push(written);
+  }
+
+  private mismatch(size: number, digest = "sha256:?"): never {
+    const expect = this.opts.expect!;
+    throw new DigestMismatchError(
+      this.opts.what ?? this.target!.path,
+      { digest: expect.digest ?? "sha256:?", size: expect.size },
+      { digest, size },
+    );
+  }
+
+  private async finish(): Promise<void> {
+    const expect = this.opts.expect;
+    if (expect && this.bytesWritten !== expect.size) this.mismatch(this.bytesWritten);
+    const end = this.position + this.fill;
+    if (this.fill > 0) {
+      const tarLength = Math.ceil(this.fill / 512) * 512;
+      const length = this.opts.end === "tar" ? tarLength : this.target!.direct ? alignUp(this.fill) : this.fill;
+      this.current!.fill(0, this.fill, Math.max(length, tarLength));
+      this.submit(length, tarLength, this.fill);
+    }
+    await Promise.all(this.inFlight.splice(0));
+    if (this.failure) throw this.failure;
+    if (this.hash) this.sha256 = `sha256:${await this.hash.digest()}`;
+    if (expect?.digest !== undefined && this.sha256 !== expect.digest) this.mismatch(this.bytesWritten, this.sha256);
+    if (this.opts.end === "file" && this.position !== end) await this.target!.truncate(end);
+    await this.release();
+  }
+}
+
+export interface FileWriterOptions {
+  /** "wx": create, fail if it exists (temp files); "w": create or truncate. */
+  flags: "wx" | "w";
+  mode?: number;
+  /** Bypass the page cache when the filesystem allows it (default: directIoWanted()). */
+  direct?: boolean;
+  mirror?: FileSpot;
+  hashThread?: HashThread;
+  expect?: BlockWriterOptions["expect"];
+  what?: string;
+}
+
+/** A whole file as a BlockWriteStream: opened on construction, closed when finished or destroyed. */
+export class FileWriteStream extends BlockWriteStream {
+  private released = false;
+
+  constructor(
+    readonly path: string,
+    opts: FileWriterOptions,
+  ) {
+    const flags = constants.O_WRONLY | constants.O_CREAT | (opts.flags === "wx" ? constants.O_EXCL : constants.O_TRUNC);
+    super(() => FileTarget.open(path, flags, opts.mode ?? 0o644, opts.direct ?? directIoWanted()), {
+      start: 0,
+      end: "file",
+      ...(opts.mirror ? { mirror: opts.mirror } : {}),
+      ...(opts.hashThread ? { hashThread: opts.hashThread } : {}),
+      ...(opts.expect ? { expect: opts.expect } : {}),
+      ...(opts.what ? { what: opts.what } : {}),
+    });
+  }
+
+  protected override async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.openTarget?.close();
+  }
+}
