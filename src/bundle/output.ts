@@ -8,17 +8,7 @@ import { tempSibling } from "../util/atomic";
 import { meter, type ProgressListener } from "../util/progress";
 import { FileWriteStream } from "../util/file-writer";
 
-const extensions: [RegExp, StreamFormat][] = [
-  [/\.(tar\.xz|txz)$/i, "xz"],
-  [/\.(tar\.zst|tzst|tar\.zstd)$/i, "zstd"],
-  [/\.(tar\.gz|tgz)$/i, "gzip"],
-  [/\.tar$/i, "none"],
-];
-
-/** Outer compression from an output name; undefined when the name says nothing. */
-export function formatFromName(path: string): StreamFormat | undefined {
-  return extensions.find(([re]) => re.test(path))?.[1];
-}
+export { formatFromName } from "./extensions";
 
 export interface OutputOptions extends CompressOptions {
   format: StreamFormat;

@@ -155,10 +155,14 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
   const sources: ImageSource[] = [];
   const work: { source: ImageSource; image: NamedImage }[] = [];
   try {
-    for (const spec of specs) {
+    // References resolve side by side (a long -f list against a remote registry is mostly waiting).
+    const opened = await mapPool(specs, opts.jobs, async (spec) => {
       const source = new StoreFirstSource(await openSource(spec, { registry }), store);
       sources.push(source);
-      for (const image of await source.images()) {
+      return { spec, source, images: await source.images() };
+    });
+    for (const { spec, source, images } of opened) {
+      for (const image of images) {
         if (seenNames.has(image.name)) throw new Error(`${spec.text}: image name ${image.name} is given twice`);
         seenNames.add(image.name);
         work.push({ source, image });

@@ -4,19 +4,17 @@ import { homedir } from "node:os";
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
-import { layerModes, type LayerMode } from "../compression/convert";
+import { layerModes, type LayerMode } from "../compression/layer-modes";
 import type { StreamFormat } from "../compression/sniff";
-import { formatFromName } from "../bundle/output";
+import { formatFromName } from "../bundle/extensions";
 import { pack } from "../bundle/pack";
-import { inspect, summarize, unpack, verify, type BundleSummary, type UnpackFormat } from "../bundle/unpack";
+// The other commands load their implementation when they run: a pack never pays for unpack's.
+import type { BundleSummary, UnpackFormat } from "../bundle/unpack";
 import { hostPlatform, parsePlatformString } from "../oci/platform";
 import { UsageError } from "../transports/parse";
 import { toolVersion } from "../version";
-import { Store } from "../transports/store";
-import { listStore, pruneStore } from "../transports/store-admin";
 import { formatBytes, printJson, table } from "./output";
 import { createReporter } from "./progress";
-import { runDemo } from "./demo";
 
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
@@ -321,6 +319,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
         const isDir = a.output.endsWith("/") || (await stat(a.output).catch(() => undefined))?.isDirectory() === true;
         const format: UnpackFormat = (a.format as UnpackFormat | undefined) ?? (isDir ? "oci" : "docker-archive");
         const reporter = createReporter(!g.quiet && !g.json);
+        const { unpack, summarize } = await import("../bundle/unpack.js");
         const contents = await unpack({
           input: a.bundle || "-",
           out: a.output.replace(/(.)\/+$/, "$1"),
@@ -349,6 +348,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           .example("$0 verify site.tar.xz", "check a bundle after copying it"),
       async (a) => {
         const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
+        const { summarize, verify } = await import("../bundle/unpack.js");
         const s = summarize(await verify(a.bundle || "-", signal));
         if (g.json) printJson({ ok: true, ...s });
         else if (!g.quiet)
@@ -367,6 +367,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           .example("$0 inspect site.tar.xz", "a table")
           .example("$0 inspect site.tar.xz --json | jq '.images[].name'", "for scripts"),
       async (a) => {
+        const { inspect } = await import("../bundle/unpack.js");
         const s = await inspect(a.bundle || "-", a.verify);
         const bytes = a.bundle && a.bundle !== "-" ? (await stat(a.bundle)).size : undefined;
         if (a.json) printJson({ ...s, ...(bytes !== undefined ? { bundleBytes: bytes } : {}) });
@@ -384,6 +385,10 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           .example("$0 cache ls", "images and space used")
           .example("$0 cache prune", "drop blobs no cached image uses"),
       async (a) => {
+        const [{ Store }, { listStore, pruneStore }] = await Promise.all([
+          import("../transports/store.js"),
+          import("../transports/store-admin.js"),
+        ]);
         const store = await Store.open(a.cache);
         if (a.action === "ls") {
           const l = await listStore(store);
@@ -407,6 +412,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
       false,
       (y) => y,
       async (a) => {
+        const { runDemo } = await import("./demo.js");
         await runDemo({ quiet: a.quiet, json: a.json });
       },
     )

@@ -1,4 +1,5 @@
 import { discard } from "../util/streams";
+import type { LayerMode } from "./layer-modes";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
 import type { FileSpot } from "../util/file-writer";
@@ -13,9 +14,8 @@ import type { Limiter } from "../util/pool";
 import type { GzipRecipe } from "../recipes/identify";
 import { preserveGzipLayer } from "../recipes/preserve";
 
-export type LayerMode = "keep" | "uncompressed" | "gzip" | "zstd";
 
-export const layerModes: readonly LayerMode[] = ["keep", "uncompressed", "gzip", "zstd"];
+export { layerModes, type LayerMode } from "./layer-modes";
 
 export function targetCompression(mode: LayerMode, current: Compression): Compression {
   return mode === "keep" ? current : mode === "uncompressed" ? "none" : mode;

@@ -164,11 +164,16 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
     const req = mod.request(reqOptions, (res) => {
       req.setTimeout(0);
       res.on("close", () => tunnelSocket?.destroy());
-      res.socket.setTimeout(opts.idleTimeoutMs, () => {
+      // The socket may be kept alive and reused: its listener goes when this response is done.
+      const socket = res.socket;
+      const onIdle = (): void => {
         res.destroy(
           new NetworkError(`${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`, true),
         );
-      });
+      };
+      socket.setTimeout(opts.idleTimeoutMs);
+      socket.on("timeout", onIdle);
+      res.on("close", () => socket.off("timeout", onIdle));
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     req.on("timeout", () => {

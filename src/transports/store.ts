@@ -9,7 +9,7 @@ import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
 import { ReadAheadStream } from "../util/read-ahead";
-import { BlockWriteStream, FileWriteStream, type FileSpot } from "../util/file-writer";
+import { BlockWriteStream, FileWriteStream, WRITE_BLOCK, type FileSpot } from "../util/file-writer";
 import { HashThread } from "../util/hash-thread";
 import { directIoWanted } from "../util/direct-io";
 import { allSettledOrThrow } from "../util/pool";
@@ -159,13 +159,17 @@ export class Store extends OciLayoutSource implements ImageSink {
     const tmp = this.ingestPath();
     const done = (async () => {
       try {
-        // Hashing happens in the writer, on the hash thread, over the blocks it writes anyway.
+        // Big blobs are hashed in the writer, on the hash thread, over the blocks it writes anyway;
+        // small ones (manifests, configs) here, without waiting for a thread or bypassing the cache.
+        const big = desc.size >= WRITE_BLOCK;
+        const stages = opts.hash && !big ? [data, new DigestStream(desc, what)] : [data];
         const file = new FileWriteStream(tmp, {
           flags: "wx",
+          direct: big && directIoWanted(),
           ...(opts.tee ? { mirror: opts.tee } : {}),
-          ...(opts.hash ? { hashThread: this.hashThread, expect: desc, what } : {}),
+          ...(opts.hash && big ? { hashThread: this.hashThread, expect: desc, what } : {}),
         });
-        const written = pipeline(data, file, signalOption(opts.signal));
+        const written = pipeline([...stages, file], signalOption(opts.signal));
         await allSettledOrThrow([written, opts.gate ?? Promise.resolve()]);
         await rename(tmp, this.blobFile(desc));
         this.verified.add(desc.digest);
