@@ -40,7 +40,7 @@ import {
 export const PULL_MB = envInt("BENCH_PULL_MB", 480);
 const PULL_IMAGES = Math.max(1, envInt("BENCH_PULL_IMAGES", 3));
 const PULL_LAYERS = Math.max(1, envInt("BENCH_PULL_LAYERS", 2));
-const PULL_REPEAT = Math.max(1, envInt("BENCH_PULL_REPEAT", 2));
+const PULL_REPEAT = Math.max(1, envInt("BENCH_PULL_REPEAT", 5));
 const LAYER_ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
   "application/vnd.docker.distribution.manifest.v2+json",

@@ -151,6 +151,7 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
   const cpu = opts.cpu ?? new Limiter(defaultThreads());
   const seenNames = new Set<string>();
   const specs = opts.sources.map(parseSourceSpec);
+  if (specs.some((s) => s.transport === "docker")) store.prepareHashing(); // downloads are hashed there
   const registry = createRegistryClient(opts.registry ?? {}, specs);
   const sources: ImageSource[] = [];
   const work: { source: ImageSource; image: NamedImage }[] = [];
@@ -275,7 +276,7 @@ async function writeBundleInPlace(
       const progress = bundleProgress(layer, opts.onProgress);
       const arrival = startDeferred(layer.digest, tar.spot(layer.digest, what, progress));
       if (arrival) return arrival;
-      const spot = tar.layer(layer.digest, what, progress);
+      const spot = tar.layer(layer.digest, what, store.blocks, progress);
       await pipeline(await store.blob(layer, what, opts.signal), spot, opts.signal ? { signal: opts.signal } : {});
     });
     await tar.close();

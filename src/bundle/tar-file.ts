@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import type { Digest } from "../oci/digest";
 import { alignedBuffers, alignUp } from "../util/direct-io";
 import { BlockWriteStream, FileTarget, type FileSpot } from "../util/file-writer";
+import type { BlockPool } from "../util/block-pool";
 import { END_OF_ARCHIVE, TAR_BLOCK, tarEntrySpan, tarHeader } from "./tar-header";
 import { newParentDirs } from "./tar-writer";
 import type { BundleEntry } from "./writer";
@@ -91,7 +92,7 @@ export class PositionalTar {
   }
 
   /** The data of layer `digest` as a stream that must get exactly its bytes. */
-  layer(digest: Digest, what: string, onBytes?: (bytes: number) => void): BlockWriteStream {
+  layer(digest: Digest, what: string, pool: BlockPool, onBytes?: (bytes: number) => void): BlockWriteStream {
     const { start } = this.spot(digest, what);
     const size = this.layerAt.get(digest)!.size;
     return new BlockWriteStream(this.target, {
@@ -99,6 +100,7 @@ export class PositionalTar {
       end: "tar",
       expect: { size },
       what,
+      pool,
       ...(onBytes ? { onBytes } : {}),
     });
   }

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:chil
 import { Duplex, PassThrough, type Transform } from "node:stream";
 import { availableParallelism } from "node:os";
 import { createGunzip, createGzip } from "node:zlib";
-import { CompressStream, DecompressStream } from "zstd-napi";
+import type * as ZstdNapi from "zstd-napi";
 import type { StreamFormat } from "./sniff";
 
 export interface CompressOptions {
@@ -126,6 +126,12 @@ function spawnFilter(cmd: string, args: string[], what: string): Duplex {
   return new ChildFilter(cmd, args, what);
 }
 
+function zstd(): typeof ZstdNapi {
+  // Loaded lazily: a native addon, and most commands never touch zstd (measured ~3 ms at start-up).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("zstd-napi") as typeof ZstdNapi;
+}
+
 function lzma(): typeof import("lzma-native") {
   // Loaded lazily: only needed when the system xz is missing.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -139,7 +145,7 @@ export function compressStream(format: StreamFormat, opts: CompressOptions = {})
     case "gzip":
       return createGzip({ level: opts.level ?? defaultLevels.gzip, chunkSize: 1 << 16 });
     case "zstd":
-      return new CompressStream({
+      return new (zstd().CompressStream)({
         compressionLevel: opts.level ?? defaultLevels.zstd,
         nbWorkers: opts.threads ?? defaultThreads(),
         checksumFlag: true,
@@ -161,7 +167,7 @@ export function decompressStream(format: StreamFormat, what: string): Duplex | T
     case "gzip":
       return createGunzip({ chunkSize: 1 << 16 });
     case "zstd":
-      return new DecompressStream();
+      return new (zstd().DecompressStream)();
     case "xz":
       if (hasSystemXz())
         return spawnFilter("xz", ["-d", "-c", "-q", `-T${defaultThreads()}`], `${what}: corrupt xz stream`);

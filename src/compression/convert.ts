@@ -12,8 +12,7 @@ import { meter, type ProgressListener } from "../util/progress";
 import { compressStream, decompressStream } from "./codecs";
 import type { Limiter } from "../util/pool";
 import type { GzipRecipe } from "../recipes/identify";
-import { preserveGzipLayer } from "../recipes/preserve";
-
+import type * as Preserve from "../recipes/preserve";
 
 export { layerModes, type LayerMode } from "./layer-modes";
 
@@ -58,6 +57,12 @@ export interface LayerResult {
 
 const DIFF_ID_RECORD = "diffid";
 
+/** The encoder models load only for --preserve-digests (they are most of pack's start-up code). */
+function preserve(): typeof Preserve {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("../recipes/preserve") as typeof Preserve;
+}
+
 /**
  * Bring one layer into the store, converted to the target compression. The uncompressed
  * bytes of every converted layer are checked against the config's diff_id on the way.
@@ -93,7 +98,7 @@ export async function convertLayer(
       return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
     }
     const identify = (): Promise<LayerResult> =>
-      preserveGzipLayer(store, layer, diffId, what, opts, copied.uncompressedSize);
+      preserve().preserveGzipLayer(store, layer, diffId, what, opts, copied.uncompressedSize);
     return opts.cpu ? opts.cpu.run(identify) : identify();
   }
 

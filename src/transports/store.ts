@@ -11,6 +11,7 @@ import { writeFileAtomic } from "../util/atomic";
 import { ReadAheadStream } from "../util/read-ahead";
 import { BlockWriteStream, FileWriteStream, WRITE_BLOCK, type FileSpot } from "../util/file-writer";
 import { HashThread } from "../util/hash-thread";
+import { BlockPool } from "../util/block-pool";
 import { directIoWanted } from "../util/direct-io";
 import { allSettledOrThrow } from "../util/pool";
 import { blobPath, OciLayoutSource } from "./layout";
@@ -32,6 +33,8 @@ export class Store extends OciLayoutSource implements ImageSink {
   /** Blobs announced by background downloads (see expect()). */
   private readonly expected = new Map<string, Promise<void>>();
   private readonly hashThread = new HashThread();
+  /** Write blocks shared by every blob this process writes (see BlockPool). */
+  readonly blocks = new BlockPool();
 
   private constructor(readonly root: string) {
     super(new DirTree(root), `store ${root}`);
@@ -48,6 +51,14 @@ export class Store extends OciLayoutSource implements ImageSink {
       await writeFileAtomic(layoutFile, '{"imageLayoutVersion":"1.0.0"}');
     }
     return new Store(root);
+  }
+
+  /**
+   * Start the hash thread now, so it is up (~20 ms of start-up on another core) by the time the
+   * first big download arrives, rather than delaying it.
+   */
+  prepareHashing(): void {
+    this.hashThread.start();
   }
 
   blobFile(desc: Pick<Descriptor, "digest">): string {
@@ -138,6 +149,7 @@ export class Store extends OciLayoutSource implements ImageSink {
       const spot = new BlockWriteStream(opts.tee.target, {
         start: opts.tee.start,
         end: "tar",
+        pool: this.blocks,
         expect: { size: desc.size },
         what,
       });
@@ -167,6 +179,7 @@ export class Store extends OciLayoutSource implements ImageSink {
           flags: "wx",
           direct: big && directIoWanted(),
           ...(opts.tee ? { mirror: opts.tee } : {}),
+          pool: this.blocks,
           ...(opts.hash && big ? { hashThread: this.hashThread, expect: desc, what } : {}),
         });
         const written = pipeline([...stages, file], signalOption(opts.signal));

@@ -1,12 +1,11 @@
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { Writable } from "node:stream";
-import { alignedBuffers, alignUp, directIoWanted, openMaybeDirect } from "./direct-io";
+import { alignUp, directIoWanted, openMaybeDirect } from "./direct-io";
+import { BlockPool, WRITE_BLOCK } from "./block-pool";
 import type { HashThread, ThreadHash } from "./hash-thread";
 import { DigestMismatchError } from "../oci/digest";
 
-/** Bytes per write: big enough that the disk streams, small enough that a few in flight stay cheap. */
-export const WRITE_BLOCK = 2 << 20;
 /** Blocks per stream: one filling while the others are on their way to the disk. */
 const BLOCKS = 4;
 
@@ -89,6 +88,8 @@ export interface BlockWriterOptions {
   mirror?: FileSpot;
   /** Hash the bytes on this thread (see sha256); the stream's blocks then live in shared memory. */
   hashThread?: HashThread;
+  /** Where blocks come from and go back to (default: the stream's own). */
+  pool?: BlockPool;
 }
 
 /** Where a run of bytes goes in a file shared with other writers; it ends like a tar entry's data. */
@@ -106,6 +107,9 @@ export interface FileSpot {
 export class BlockWriteStream extends Writable {
   private target: FileTarget | undefined;
   private readonly free: Buffer[] = [];
+  /** Every block taken from the pool, given back when the stream is done. */
+  private readonly owned: Buffer[] = [];
+  private readonly pool: BlockPool;
   /** Writes on their way, oldest first; each gives its block back when done. */
   private readonly inFlight: Promise<void>[] = [];
   private current: Buffer | undefined;
@@ -124,6 +128,7 @@ export class BlockWriteStream extends Writable {
   ) {
     super({ highWaterMark: WRITE_BLOCK });
     this.position = opts.start;
+    this.pool = opts.pool ?? new BlockPool();
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
@@ -131,10 +136,7 @@ export class BlockWriteStream extends Writable {
     Promise.resolve(source instanceof FileTarget ? source : source()).then(
       (target) => {
         this.target = target;
-        const hashThread = this.opts.hashThread;
-        const blocks = alignedBuffers(WRITE_BLOCK, BLOCKS, hashThread !== undefined);
-        this.free.push(...blocks);
-        this.hash = hashThread?.open(blocks[0]!.buffer as SharedArrayBuffer);
+        this.hash = this.opts.hashThread?.open();
         callback();
       },
       (err: Error) => callback(err),
@@ -159,12 +161,20 @@ export class BlockWriteStream extends Writable {
     void Promise.allSettled(this.inFlight.splice(0))
       .then(() => {
         if (err) this.hash?.drop();
+        this.giveBack();
         return this.release();
       })
       .then(
         () => callback(err),
         () => callback(err),
       );
+  }
+
+  /** Blocks back to the pool, once no write uses them (called after in-flight writes settled). */
+  private giveBack(): void {
+    this.pool.give(this.owned.splice(0));
+    this.free.length = 0;
+    this.current = undefined;
   }
 
   /** What to do with the target once this stream is done with it (an owned file closes it). */
@@ -191,6 +201,11 @@ export class BlockWriteStream extends Writable {
   }
 
   private async takeBlock(): Promise<Buffer> {
+    if (this.free.length === 0 && this.owned.length < BLOCKS) {
+      const block = this.pool.take();
+      this.owned.push(block);
+      return block;
+    }
     while (this.free.length === 0) await this.inFlight.shift();
     if (this.failure) throw this.failure;
     return this.free.pop()!;
@@ -209,7 +224,7 @@ export class BlockWriteStream extends Writable {
     const mirror = this.opts.mirror;
     const writes = [this.target!.write(block, length, position)];
     if (mirror) writes.push(mirror.target.write(block, mirrorLength, mirror.start + position - this.opts.start));
-    if (this.hash) writes.push(this.hash.update(block.byteOffset, hashLength));
+    if (this.hash) writes.push(this.hash.update(block, hashLength));
     const written = Promise.all(writes).then(
       () => {
         this.free.push(block);
@@ -246,6 +261,7 @@ export class BlockWriteStream extends Writable {
     if (this.hash) this.sha256 = `sha256:${await this.hash.digest()}`;
     if (expect?.digest !== undefined && this.sha256 !== expect.digest) this.mismatch(this.bytesWritten, this.sha256);
     if (this.opts.end === "file" && this.position !== end) await this.target!.truncate(end);
+    this.giveBack();
     await this.release();
   }
 }
@@ -258,6 +274,7 @@ export interface FileWriterOptions {
   direct?: boolean;
   mirror?: FileSpot;
   hashThread?: HashThread;
+  pool?: BlockPool;
   expect?: BlockWriterOptions["expect"];
   what?: string;
 }
@@ -276,6 +293,7 @@ export class FileWriteStream extends BlockWriteStream {
       end: "file",
       ...(opts.mirror ? { mirror: opts.mirror } : {}),
       ...(opts.hashThread ? { hashThread: opts.hashThread } : {}),
+      ...(opts.pool ? { pool: opts.pool } : {}),
       ...(opts.expect ? { expect: opts.expect } : {}),
       ...(opts.what ? { what: opts.what } : {}),
     });
@@ -287,3 +305,5 @@ export class FileWriteStream extends BlockWriteStream {
     await this.openTarget?.close();
   }
 }
+
+export { WRITE_BLOCK };

@@ -3,25 +3,28 @@ import { parentPort } from "node:worker_threads";
 import type { FromHashThread, ToHashThread } from "./hash-thread";
 
 /** The hash thread: sha256 of streams whose blocks the main thread shares with it (hash-thread.ts). */
-const streams = new Map<number, { hash: Hash; memory: SharedArrayBuffer }>();
+const streams = new Map<number, Hash>();
+const memories = new Map<number, SharedArrayBuffer>();
 const port = parentPort!;
 
 port.on("message", (msg: ToHashThread) => {
   let reply: FromHashThread;
   switch (msg.type) {
+    case "memory":
+      memories.set(msg.memoryId, msg.memory);
+      return;
     case "open":
-      streams.set(msg.id, { hash: createHash("sha256"), memory: msg.memory });
+      streams.set(msg.id, createHash("sha256"));
       return;
     case "update": {
-      const stream = streams.get(msg.id)!;
-      stream.hash.update(new Uint8Array(stream.memory, msg.offset, msg.length));
+      streams.get(msg.id)!.update(new Uint8Array(memories.get(msg.memoryId)!, msg.offset, msg.length));
       reply = { type: "updated", id: msg.id, seq: msg.seq };
       break;
     }
     case "digest": {
-      const stream = streams.get(msg.id)!;
+      const hash = streams.get(msg.id)!;
       streams.delete(msg.id);
-      reply = { type: "digest", id: msg.id, seq: msg.seq, hex: stream.hash.digest("hex") };
+      reply = { type: "digest", id: msg.id, seq: msg.seq, hex: hash.digest("hex") };
       break;
     }
     case "drop":

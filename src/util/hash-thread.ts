@@ -2,8 +2,9 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 
 export type ToHashThread =
-  | { type: "open"; id: number; memory: SharedArrayBuffer }
-  | { type: "update"; id: number; seq: number; offset: number; length: number }
+  | { type: "memory"; memoryId: number; memory: SharedArrayBuffer }
+  | { type: "open"; id: number }
+  | { type: "update"; id: number; seq: number; memoryId: number; offset: number; length: number }
   | { type: "digest"; id: number; seq: number }
   | { type: "drop"; id: number };
 
@@ -20,12 +21,14 @@ export class HashThread {
   private worker: Worker | undefined;
   private nextId = 1;
   private nextSeq = 1;
+  /** Shared memories the thread knows, by the id it knows them by. */
+  private readonly memories = new WeakMap<SharedArrayBuffer, number>();
   private readonly replies = new Map<
     number,
     { resolve: (msg: FromHashThread) => void; reject: (err: Error) => void }
   >();
 
-  private get thread(): Worker {
+  private ensureThread(): Worker {
     if (!this.worker) {
       const worker = new Worker(join(__dirname, "hash-thread-main.js"));
       worker.on("message", (msg: FromHashThread) => {
@@ -45,6 +48,11 @@ export class HashThread {
     return this.worker;
   }
 
+  /** Start the thread ahead of its first use. */
+  start(): void {
+    this.ensureThread();
+  }
+
   private failAll(err: Error): void {
     for (const waiter of this.replies.values()) waiter.reject(err);
     this.replies.clear();
@@ -52,7 +60,7 @@ export class HashThread {
 
   /** Ask and wait for the reply; the thread keeps the process alive only while an answer is due. */
   private request(msg: ToHashThread & { seq: number }): Promise<FromHashThread> {
-    const thread = this.thread;
+    const thread = this.ensureThread();
     return new Promise((resolve, reject) => {
       this.replies.set(msg.seq, { resolve, reject });
       thread.ref();
@@ -60,13 +68,25 @@ export class HashThread {
     });
   }
 
-  /** A new stream whose blocks live in `memory`. */
-  open(memory: SharedArrayBuffer): ThreadHash {
+  private memoryId(memory: SharedArrayBuffer): number {
+    let memoryId = this.memories.get(memory);
+    if (memoryId === undefined) {
+      memoryId = this.nextId++;
+      this.memories.set(memory, memoryId);
+      this.ensureThread().postMessage({ type: "memory", memoryId, memory } satisfies ToHashThread);
+    }
+    return memoryId;
+  }
+
+  /** A new stream; its blocks must live in shared memory. */
+  open(): ThreadHash {
     const id = this.nextId++;
-    this.thread.postMessage({ type: "open", id, memory } satisfies ToHashThread);
+    this.ensureThread().postMessage({ type: "open", id } satisfies ToHashThread);
     return {
-      update: async (offset, length) => {
-        await this.request({ type: "update", id, seq: this.nextSeq++, offset, length });
+      update: async (block, length) => {
+        if (!(block.buffer instanceof SharedArrayBuffer)) throw new Error("hash thread: block not in shared memory");
+        const memoryId = this.memoryId(block.buffer);
+        await this.request({ type: "update", id, seq: this.nextSeq++, memoryId, offset: block.byteOffset, length });
       },
       digest: async () => {
         const reply = await this.request({ type: "digest", id, seq: this.nextSeq++ });
@@ -85,8 +105,8 @@ export class HashThread {
 
 /** One stream's running sha256 in the hash thread. */
 export interface ThreadHash {
-  /** Hash `length` bytes at `offset` of the stream's shared memory (they must not change until this resolves). */
-  update(offset: number, length: number): Promise<void>;
+  /** Hash the first `length` bytes of `block` (shared memory; it must not change until this resolves). */
+  update(block: Buffer, length: number): Promise<void>;
   /** The hex sha256 of everything updated so far; ends the stream. */
   digest(): Promise<string>;
   /** Forget the stream (after an error). */
