@@ -1,6 +1,5 @@
 import { setMaxListeners } from "node:events";
 import { rename, rm, stat } from "node:fs/promises";
-import { pipeline } from "node:stream/promises";
 import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
@@ -274,10 +273,8 @@ async function writeBundleInPlace(
     await mapPool(plan.layers, opts.jobs, async (layer) => {
       const what = `layer ${layer.digest}`;
       const progress = bundleProgress(layer, opts.onProgress);
-      const arrival = startDeferred(layer.digest, tar.spot(layer.digest, what, progress));
-      if (arrival) return arrival;
-      const spot = tar.layer(layer.digest, what, store.blocks, progress);
-      await pipeline(await store.blob(layer, what, opts.signal), spot, opts.signal ? { signal: opts.signal } : {});
+      const spot = tar.spot(layer.digest, what, progress);
+      await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, what, opts.signal));
     });
     await tar.close();
     await rename(tmp, opts.out);

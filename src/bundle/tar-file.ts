@@ -1,8 +1,7 @@
 import { constants } from "node:fs";
 import type { Digest } from "../oci/digest";
 import { alignedBuffers, alignUp } from "../util/direct-io";
-import { BlockWriteStream, FileTarget, type FileSpot } from "../util/file-writer";
-import type { BlockPool } from "../util/block-pool";
+import { FileTarget, type FileSpot } from "../util/file-writer";
 import { END_OF_ARCHIVE, TAR_BLOCK, tarEntrySpan, tarHeader } from "./tar-header";
 import { newParentDirs } from "./tar-writer";
 import type { BundleEntry } from "./writer";
@@ -89,20 +88,6 @@ export class PositionalTar {
     const place = this.layerAt.get(digest);
     if (!place) throw new Error(`${what}: not in the bundle's plan`);
     return { target: this.target, start: place.position, ...(onBytes ? { onBytes } : {}) };
-  }
-
-  /** The data of layer `digest` as a stream that must get exactly its bytes. */
-  layer(digest: Digest, what: string, pool: BlockPool, onBytes?: (bytes: number) => void): BlockWriteStream {
-    const { start } = this.spot(digest, what);
-    const size = this.layerAt.get(digest)!.size;
-    return new BlockWriteStream(this.target, {
-      start,
-      end: "tar",
-      expect: { size },
-      what,
-      pool,
-      ...(onBytes ? { onBytes } : {}),
-    });
   }
 
   get layers(): Digest[] {

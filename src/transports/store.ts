@@ -145,15 +145,7 @@ export class Store extends OciLayoutSource implements ImageSink {
   ): Promise<void> {
     const running = opts.gate ? undefined : this.writing.get(desc.digest);
     const alreadyHere = async (): Promise<void> => {
-      if (!opts.tee) return;
-      const spot = new BlockWriteStream(opts.tee.target, {
-        start: opts.tee.start,
-        end: "tar",
-        pool: this.blocks,
-        expect: { size: desc.size },
-        what,
-      });
-      await pipeline(await this.blobHeld(desc, what, opts.signal), spot, signalOption(opts.signal));
+      if (opts.tee) await this.copyHeld(desc, opts.tee, what, opts.signal);
     };
     if (running) {
       // Another layer of this run brings the same blob: wait for that one (and share its failure).
@@ -208,6 +200,31 @@ export class Store extends OciLayoutSource implements ImageSink {
   async blobHeld(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
     if (!this.verified.has(desc.digest)) return super.blob(desc, what, signal);
     return new ReadAheadStream(this.blobFile(desc), 0, desc.size, { direct: directIoWanted() });
+  }
+
+  /**
+   * Write a stored blob into `spot` (its place in a bundle), read around the page cache and checked
+   * on the hash thread on the way (unless this process wrote and checked it already). A mismatch
+   * fails the copy; the caller throws the spot's file away.
+   */
+  async copyTo(desc: Descriptor, spot: FileSpot, what: string, signal?: AbortSignal): Promise<void> {
+    await this.arrival(desc.digest);
+    await this.copyHeld(desc, spot, what, signal);
+  }
+
+  /** copyTo() without waiting for a download in progress (for that download's own use). */
+  private async copyHeld(desc: Descriptor, spot: FileSpot, what: string, signal?: AbortSignal): Promise<void> {
+    const checked = this.verified.has(desc.digest);
+    const data = new ReadAheadStream(this.blobFile(desc), 0, desc.size, { direct: directIoWanted() });
+    const writer = new BlockWriteStream(spot.target, {
+      start: spot.start,
+      end: "tar",
+      pool: this.blocks,
+      what,
+      ...(checked ? { expect: { size: desc.size } } : { expect: desc, hashThread: this.hashThread }),
+      ...(spot.onBytes ? { onBytes: spot.onBytes } : {}),
+    });
+    await pipeline(data, writer, signalOption(signal));
   }
 
   async putSmall(desc: Descriptor, bytes: Uint8Array, what: string): Promise<void> {

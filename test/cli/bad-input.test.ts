@@ -198,6 +198,29 @@ describe("bad input", () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it("catches a store blob changed on disk when packing from the cache, and leaves no bundle", async () => {
+    const cache = join(dir, "cache-tampered");
+    await pack([`oci:${join(FIXTURES, "oci")}:mixed`], join(dir, "first.tar"), cache);
+    const blobsDir = join(cache, "blobs", "sha256");
+    const sizes = await Promise.all(
+      (await readdir(blobsDir)).map(async (n) => ({ n, size: (await stat(join(blobsDir, n))).size })),
+    );
+    const biggest = sizes.sort((a, b) => b.size - a.size)[0]!;
+    const file = join(blobsDir, biggest.n);
+    const bytes = await readFile(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff; // same size, other bytes
+    await writeFile(file, bytes);
+    const outDir = join(dir, "tampered-out");
+    await mkdir(outDir);
+    for (const out of ["b.tar", "b.tar.zst"]) {
+      await expectFailure(
+        ["pack", `oci:${join(FIXTURES, "oci")}:mixed`, "--cache", cache, "-o", join(outDir, out)],
+        new RegExp(`sha256:${biggest.n}: digest mismatch`),
+      );
+    }
+    assert.deepEqual(await readdir(outDir), [], "pack left files behind");
+  });
+
   it("fails cleanly when the disk fills up, leaving no partial output", async (t) => {
     const mnt = join(dir, "small-fs");
     await mkdir(mnt);
