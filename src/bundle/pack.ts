@@ -294,6 +294,7 @@ function bundleProgress(
   if (!onProgress) return undefined;
   const id = `tar:${layer.digest}`;
   onProgress({ type: "start", id, label: "bundle", total: layer.size });
+  if (layer.size === 0) onProgress({ type: "done", id }); // no bytes will come to say so
   let left = layer.size;
   return (bytes) => {
     onProgress({ type: "advance", id, bytes });
