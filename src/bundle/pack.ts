@@ -125,7 +125,9 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
     const copied = await copyAll(store, { ...opts, signal, background: inBackground });
     const bundle = describeBundle(copied, opts);
     const result = inPlace
-      ? await writeBundleInPlace(store, bundle, { ...opts, signal }, startDeferred)
+      ? await writeBundleInPlace(store, bundle, { ...opts, signal }, new Set(deferred.keys()), startDeferred, () =>
+          cancel.abort(),
+        )
       : await writeBundle(store, bundle, { ...opts, signal }, Promise.all(background));
     for (const [digest, task] of deferred) start(digest, task); // none expected: every copied layer is in the plan
     await Promise.all(background);
@@ -263,9 +265,11 @@ async function writeBundleInPlace(
   store: Store,
   bundle: BundleDescription,
   opts: PackOptions,
+  coming: ReadonlySet<Digest>,
   startDeferred: (digest: Digest, tee: FileSpot) => Promise<void> | undefined,
+  cancel: () => void,
 ): Promise<PackResult> {
-  const plan = await planLayout(store, bundle.named, bundle.extraBlobs);
+  const plan = await planLayout(store, bundle.named, bundle.extraBlobs, coming);
   const tmp = tempSibling(opts.out);
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());
   try {
@@ -274,8 +278,14 @@ async function writeBundleInPlace(
       const what = `layer ${layer.digest}`;
       const progress = bundleProgress(layer, opts.onProgress);
       const spot = tar.spot(layer.digest, what, progress);
-      await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, what, opts.signal));
+      try {
+        await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, what, opts.signal));
+      } catch (err) {
+        cancel(); // the others stop now instead of finishing for a bundle that will be thrown away
+        throw err;
+      }
     });
+    await tar.sync();
     await tar.close();
     await rename(tmp, opts.out);
   } catch (err) {

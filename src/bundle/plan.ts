@@ -15,11 +15,15 @@ export interface LayoutPlan {
   foreign: Descriptor[];
 }
 
-/** Walk the named images in `source` and list every blob an OCI layout of them must hold. */
+/**
+ * Walk the named images in `source` and list every blob an OCI layout of them must hold.
+ * `coming`: blobs on their way into `source` (downloads that start once the plan is made).
+ */
 export async function planLayout(
   source: ImageSource,
   images: NamedImage[],
   extra: Descriptor[] = [],
+  coming: ReadonlySet<string> = new Set(),
 ): Promise<LayoutPlan> {
   const plan: LayoutPlan = { indexJson: Buffer.alloc(0), dockerManifest: [], small: [], layers: [], foreign: [] };
   const seen = new Set<string>();
@@ -45,7 +49,7 @@ export async function planLayout(
     await addSmall(m.config, `${what} config`);
     for (const layer of m.layers) {
       if (seen.has(layer.digest)) continue;
-      if (isNonDistributable(layer.mediaType) && !(await source.hasBlob(layer))) {
+      if (isNonDistributable(layer.mediaType) && !coming.has(layer.digest) && !(await source.hasBlob(layer))) {
         plan.foreign.push(layer);
         continue;
       }

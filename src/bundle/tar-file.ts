@@ -1,4 +1,5 @@
 import { constants } from "node:fs";
+import { rm } from "node:fs/promises";
 import type { Digest } from "../oci/digest";
 import { alignedBuffers, alignUp } from "../util/direct-io";
 import { FileTarget, type FileSpot } from "../util/file-writer";
@@ -67,19 +68,20 @@ export class PositionalTar {
       return tar;
     } catch (err) {
       await target.close();
+      await rm(path, { force: true });
       throw err;
     }
   }
 
   /** Write everything but the layers' data: headers, small entries, the end of the archive. */
   async writeFrame(): Promise<void> {
-    for (const run of this.runs) {
-      const bytes = Buffer.concat(run.parts);
+    const runs = this.runs.map((run) => ({ position: run.position, bytes: Buffer.concat(run.parts) }));
+    // Direct I/O needs an aligned buffer, not just an aligned offset and length: one, reused.
+    const [aligned] = alignedBuffers(alignUp(Math.max(...runs.map((r) => r.bytes.length))), 1);
+    for (const { position, bytes } of runs) {
       if (bytes.length === 0) continue;
-      // Direct I/O needs an aligned buffer, not just an aligned offset and length.
-      const [aligned] = alignedBuffers(alignUp(bytes.length), 1);
       bytes.copy(aligned!);
-      await this.target.write(aligned!, bytes.length, run.position);
+      await this.target.write(aligned!, bytes.length, position);
     }
   }
 
@@ -92,6 +94,11 @@ export class PositionalTar {
 
   get layers(): Digest[] {
     return [...this.layerAt.keys()];
+  }
+
+  /** Wait until everything written is on the disk (before the file is renamed into place). */
+  sync(): Promise<void> {
+    return this.target.sync();
   }
 
   close(): Promise<void> {

@@ -243,7 +243,7 @@ export class Store extends OciLayoutSource implements ImageSink {
     const tmp = this.ingestPath();
     const hasher = new DigestStream();
     try {
-      const file = new FileWriteStream(tmp, { flags: "wx" });
+      const file = new FileWriteStream(tmp, { flags: "wx", pool: this.blocks });
       await pipeline([data, ...transforms, hasher, file], signal ? { signal } : {});
       const result = hasher.digest;
       await rename(tmp, this.blobFile(result));

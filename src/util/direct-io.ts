@@ -20,11 +20,14 @@ interface WasmMemoryConstructor {
     readonly buffer: ArrayBuffer | SharedArrayBuffer;
   };
 }
-const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: WasmMemoryConstructor } }).WebAssembly.Memory;
+/** Looked up when used: Node run with --jitless has no WebAssembly (then there is no direct I/O). */
+function wasmMemory(): WasmMemoryConstructor | undefined {
+  return (globalThis as unknown as { WebAssembly?: { Memory: WasmMemoryConstructor } }).WebAssembly?.Memory;
+}
 
 /** Set AIRPACK_DIRECT_IO=0 to use the page cache for everything (e.g. to compare, or on odd filesystems). */
 export function directIoWanted(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.AIRPACK_DIRECT_IO !== "0" && constants.O_DIRECT !== undefined;
+  return env.AIRPACK_DIRECT_IO !== "0" && constants.O_DIRECT !== undefined && wasmMemory() !== undefined;
 }
 
 /**
@@ -34,8 +37,18 @@ export function directIoWanted(env: NodeJS.ProcessEnv = process.env): boolean {
 export function alignedBuffers(size: number, count: number, shared = false): Buffer[] {
   if (size % ALIGN !== 0) throw new Error(`aligned buffer size ${size} is not a multiple of ${ALIGN}`);
   const pages = Math.ceil((size * count) / 65536);
-  const memory = new WasmMemory(shared ? { initial: pages, maximum: pages, shared } : { initial: pages });
-  return Array.from({ length: count }, (_, i) => Buffer.from(memory.buffer, i * size, size));
+  let memory: ArrayBuffer | SharedArrayBuffer;
+  try {
+    const Memory = wasmMemory();
+    if (!Memory) throw new Error("no WebAssembly");
+    memory = new Memory(shared ? { initial: pages, maximum: pages, shared } : { initial: pages }).buffer;
+  } catch {
+    // V8 reserves address space for each WebAssembly memory; under a tight `ulimit -v` that can fail.
+    // Unaligned buffers still work: a direct write or read of one fails with EINVAL, and the file
+    // falls back to the page cache (FileTarget, ReadAheadStream).
+    memory = shared ? new SharedArrayBuffer(size * count) : new ArrayBuffer(size * count);
+  }
+  return Array.from({ length: count }, (_, i) => Buffer.from(memory, i * size, size));
 }
 
 export const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;

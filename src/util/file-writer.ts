@@ -16,6 +16,7 @@ const BLOCKS = 4;
  */
 export class FileTarget {
   private buffered: Promise<FileHandle> | undefined;
+  private closed = false;
 
   private constructor(
     readonly path: string,
@@ -34,6 +35,7 @@ export class FileTarget {
   }
 
   async write(buffer: Buffer, length: number, position: number): Promise<void> {
+    if (this.closed) throw new Error(`${this.path}: written after it was closed`);
     let done = 0;
     while (done < length) {
       const handle = this.directNow ? this.handle : await this.pageCacheHandle();
@@ -57,7 +59,14 @@ export class FileTarget {
     await this.handle.truncate(size);
   }
 
+  /** Wait until the written data is on the disk (fdatasync), before a rename makes the file visible. */
+  async sync(): Promise<void> {
+    await this.handle.datasync();
+    if (this.buffered) await (await this.buffered).datasync();
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     const buffered = this.buffered;
     this.buffered = undefined;
     await Promise.allSettled([this.handle.close(), buffered?.then((h) => h.close())]);
@@ -112,6 +121,10 @@ export class BlockWriteStream extends Writable {
   private readonly pool: BlockPool;
   /** Writes on their way, oldest first; each gives its block back when done. */
   private readonly inFlight: Promise<void>[] = [];
+  /** Every write not settled yet, including those a waiting append() already took from inFlight. */
+  private readonly unsettled = new Set<Promise<void>>();
+  /** The append() running now: a destroyed stream gives its blocks back only after it stopped. */
+  private appending: Promise<void> | undefined;
   private current: Buffer | undefined;
   private fill = 0;
   /** File offset of the next block. */
@@ -144,7 +157,8 @@ export class BlockWriteStream extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.append(chunk).then(
+    this.appending = this.append(chunk);
+    this.appending.then(
       () => callback(),
       (err: Error) => callback(err),
     );
@@ -158,9 +172,12 @@ export class BlockWriteStream extends Writable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    void Promise.allSettled(this.inFlight.splice(0))
+    // Blocks go back to the shared pool only when nothing here can touch them again: the running
+    // append() has stopped (it checks `destroyed` after every wait) and every write has settled.
+    void Promise.allSettled([this.appending])
+      .then(() => Promise.allSettled([...this.unsettled]))
       .then(() => {
-        if (err) this.hash?.drop();
+        if (this.sha256 === undefined) this.hash?.drop();
         this.giveBack();
         return this.release();
       })
@@ -206,7 +223,10 @@ export class BlockWriteStream extends Writable {
       this.owned.push(block);
       return block;
     }
-    while (this.free.length === 0) await this.inFlight.shift();
+    while (this.free.length === 0) {
+      await this.inFlight.shift();
+      if (this.destroyed) throw new Error(`${this.opts.what ?? "file"}: write stopped`);
+    }
     if (this.failure) throw this.failure;
     return this.free.pop()!;
   }
@@ -216,6 +236,7 @@ export class BlockWriteStream extends Writable {
    * `hashLength` (the data, without padding) to the hash thread.
    */
   private submit(length: number, mirrorLength = length, hashLength = length): void {
+    if (this.destroyed) throw new Error(`${this.opts.what ?? "file"}: write stopped`);
     const block = this.current!;
     const position = this.position;
     this.current = undefined;
@@ -235,6 +256,8 @@ export class BlockWriteStream extends Writable {
       },
     );
     this.inFlight.push(written);
+    this.unsettled.add(written);
+    void written.then(() => this.unsettled.delete(written));
   }
 
   private mismatch(size: number, digest = "sha256:?"): never {
@@ -261,6 +284,8 @@ export class BlockWriteStream extends Writable {
     if (this.hash) this.sha256 = `sha256:${await this.hash.digest()}`;
     if (expect?.digest !== undefined && this.sha256 !== expect.digest) this.mismatch(this.bytesWritten, this.sha256);
     if (this.opts.end === "file" && this.position !== end) await this.target!.truncate(end);
+    // A file that is renamed into place next must not be able to show up empty or with holes after a crash.
+    if (this.opts.end === "file") await this.target!.sync();
     this.giveBack();
     await this.release();
   }

@@ -17,14 +17,22 @@ port.on("message", (msg: ToHashThread) => {
       streams.set(msg.id, createHash("sha256"));
       return;
     case "update": {
-      streams.get(msg.id)!.update(new Uint8Array(memories.get(msg.memoryId)!, msg.offset, msg.length));
+      const hash = streams.get(msg.id);
+      const memory = memories.get(msg.memoryId);
+      if (!hash || !memory) {
+        reply = { type: "error", id: msg.id, seq: msg.seq, message: `unknown stream ${msg.id} or memory` };
+        break;
+      }
+      hash.update(new Uint8Array(memory, msg.offset, msg.length));
       reply = { type: "updated", id: msg.id, seq: msg.seq };
       break;
     }
     case "digest": {
-      const hash = streams.get(msg.id)!;
+      const hash = streams.get(msg.id);
       streams.delete(msg.id);
-      reply = { type: "digest", id: msg.id, seq: msg.seq, hex: hash.digest("hex") };
+      reply = hash
+        ? { type: "digest", id: msg.id, seq: msg.seq, hex: hash.digest("hex") }
+        : { type: "error", id: msg.id, seq: msg.seq, message: `unknown stream ${msg.id}` };
       break;
     }
     case "drop":

@@ -9,7 +9,9 @@ export type ToHashThread =
   | { type: "drop"; id: number };
 
 export type FromHashThread =
-  { type: "updated"; id: number; seq: number } | { type: "digest"; id: number; seq: number; hex: string };
+  | { type: "updated"; id: number; seq: number }
+  | { type: "digest"; id: number; seq: number; hex: string }
+  | { type: "error"; id: number; seq: number; message: string };
 
 /**
  * sha256 on a second core. A download's bytes are copied once, into aligned blocks in shared
@@ -22,7 +24,7 @@ export class HashThread {
   private nextId = 1;
   private nextSeq = 1;
   /** Shared memories the thread knows, by the id it knows them by. */
-  private readonly memories = new WeakMap<SharedArrayBuffer, number>();
+  private memories = new WeakMap<SharedArrayBuffer, number>();
   private readonly replies = new Map<
     number,
     { resolve: (msg: FromHashThread) => void; reject: (err: Error) => void }
@@ -35,13 +37,19 @@ export class HashThread {
         const waiter = this.replies.get(msg.seq);
         this.replies.delete(msg.seq);
         if (this.replies.size === 0) worker.unref();
-        waiter?.resolve(msg);
+        if (msg.type === "error") waiter?.reject(new Error(`hash thread: ${msg.message}`));
+        else waiter?.resolve(msg);
       });
-      worker.on("error", (err) => this.failAll(err));
-      worker.on("exit", (code) => {
+      // A thread that died takes its streams and memories with it: those streams fail, and the
+      // next stream starts a new thread that learns its memories afresh.
+      const gone = (err: Error): void => {
+        if (this.worker !== worker) return;
         this.worker = undefined;
-        this.failAll(new Error(`hash thread exited (code ${code})`));
-      });
+        this.memories = new WeakMap();
+        this.failAll(err);
+      };
+      worker.on("error", gone);
+      worker.on("exit", (code) => gone(new Error(`hash thread exited (code ${code})`)));
       worker.unref();
       this.worker = worker;
     }

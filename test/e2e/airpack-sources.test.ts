@@ -283,4 +283,41 @@ describe("airpack sources: oci-archive, docker-archive (3 layouts), foreign laye
       "present layer missing",
     );
   });
+
+  test("a non-distributable layer whose blob is there is packed, streamed or written in place", async () => {
+    // The mixed fixture with its first layer re-typed as non-distributable (the blob stays available),
+    // like a Windows base layer a registry serves.
+    const src = path.join(FIXTURES, "oci");
+    const layout = path.join(work, "nondist-layout");
+    await fs.cp(src, layout, { recursive: true });
+    const entry = (await readLayoutIndex(src)).manifests.find((m) => m.annotations?.[REF_NAME] === "mixed");
+    assert.ok(entry, "no mixed image in the fixture layout");
+    const doc = JSON.parse(await fs.readFile(path.join(src, "blobs", "sha256", entry.digest.slice(7)), "utf8")) as {
+      layers: { mediaType: string; digest: string }[];
+    };
+    const layer = doc.layers.find((l) => l.mediaType.endsWith("tar+gzip"));
+    assert.ok(layer, "no gzip layer in the mixed image");
+    layer.mediaType = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    const bytes = Buffer.from(JSON.stringify(doc));
+    const digest = sha256Of(bytes);
+    await fs.writeFile(path.join(layout, "blobs", "sha256", digest.slice(7)), bytes);
+    const index = {
+      schemaVersion: 2,
+      manifests: [{ ...entry, digest, size: bytes.length }],
+    };
+    await fs.writeFile(path.join(layout, "index.json"), JSON.stringify(index));
+
+    for (const name of ["nondist.tar", "nondist.tar.xz"]) {
+      const bundle = path.join(work, name);
+      await airpackOk(["pack", `oci:${layout}:mixed`, "-o", bundle, "--cache", path.join(work, `cache-${name}`)]);
+      const raw = name.endsWith(".xz") ? path.join(work, "nondist-raw.tar") : bundle;
+      if (raw !== bundle) await fs.writeFile(raw, (await runOk("xz", ["-dc", bundle])).stdout);
+      const members = await tarMembers(raw);
+      assert.ok(
+        members.some((m) => m.endsWith(layer.digest.slice(7))),
+        `${name}: the non-distributable layer's blob is missing`,
+      );
+      await airpackOk(["verify", bundle]);
+    }
+  });
 });
