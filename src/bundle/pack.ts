@@ -274,7 +274,9 @@ async function writeBundleInPlace(
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());
   try {
     await tar.writeFrame();
-    await mapPool(plan.layers, opts.jobs, async (layer) => {
+    // Biggest first: the last transfers to finish are then short ones, not one big one running alone.
+    const bySize = [...plan.layers].sort((a, b) => b.size - a.size);
+    await mapPool(bySize, opts.jobs, async (layer) => {
       const what = `layer ${layer.digest}`;
       const progress = bundleProgress(layer, opts.onProgress);
       const spot = tar.spot(layer.digest, what, progress);
