@@ -8,8 +8,6 @@ import { tempSibling } from "../util/atomic";
 import { meter, type ProgressListener } from "../util/progress";
 import { FileWriteStream } from "../util/file-writer";
 
-export { formatFromName } from "./extensions";
-
 export interface OutputOptions extends CompressOptions {
   format: StreamFormat;
   signal?: AbortSignal;

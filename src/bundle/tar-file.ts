@@ -92,10 +92,6 @@ export class PositionalTar {
     return { target: this.target, start: place.position, ...(onBytes ? { onBytes } : {}) };
   }
 
-  get layers(): Digest[] {
-    return [...this.layerAt.keys()];
-  }
-
   /** Wait until everything written is on the disk (before the file is renamed into place). */
   sync(): Promise<void> {
     return this.target.sync();

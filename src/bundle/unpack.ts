@@ -7,7 +7,7 @@ import { openInput } from "./input";
 import { readBundle, type BundleContents, type UnpackSink } from "./reader";
 import { LayoutDirSink, NullSink, StoreSink, TarSink } from "./sinks";
 import { copyImage } from "../copy/copy";
-import type { LayerMode } from "../compression/convert";
+import type { LayerMode } from "../compression/layer-modes";
 import { Store } from "../transports/store";
 import type { NamedImage } from "../transports/types";
 import { UsageError } from "../transports/parse";

@@ -14,8 +14,6 @@ import type { Limiter } from "../util/pool";
 import type { GzipRecipe } from "../recipes/identify";
 import type * as Preserve from "../recipes/preserve";
 
-export { layerModes, type LayerMode } from "./layer-modes";
-
 export function targetCompression(mode: LayerMode, current: Compression): Compression {
   return mode === "keep" ? current : mode === "uncompressed" ? "none" : mode;
 }

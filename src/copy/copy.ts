@@ -1,4 +1,5 @@
-import { convertLayer, type ConvertOptions, type LayerMode, type LayerResult } from "../compression/convert";
+import { convertLayer, type ConvertOptions, type LayerResult } from "../compression/convert";
+import type { LayerMode } from "../compression/layer-modes";
 import {
   encodeJson,
   parseConfig,

@@ -330,5 +330,3 @@ export class FileWriteStream extends BlockWriteStream {
     await this.openTarget?.close();
   }
 }
-
-export { WRITE_BLOCK };

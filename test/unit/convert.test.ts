@@ -15,7 +15,7 @@ import { Store } from "../../src/transports/store";
 import { DirTree } from "../../src/util/files";
 import { FIXTURES } from "../helpers/cli";
 import { makeTempDir, removeDir } from "../helpers/peers";
-import type { LayerMode } from "../../src/compression/convert";
+import type { LayerMode } from "../../src/compression/layer-modes";
 
 interface Json {
   [k: string]: unknown;
