@@ -8,7 +8,7 @@ import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
 import type { Store } from "../transports/store";
 import type { ImageSource } from "../transports/types";
-import { meter, type ProgressListener } from "../util/progress";
+import { meter, progressCounter, type ProgressListener } from "../util/progress";
 import { compressStream, decompressStream } from "./codecs";
 import type { Limiter } from "../util/pool";
 import type { GzipRecipe } from "../recipes/identify";
@@ -173,10 +173,8 @@ async function copyBlob(
     });
     return { descriptor, action: "copied", uncompressedSize: check.size };
   }
-  const open = async (unchecked = false): Promise<Readable> => {
-    const raw = unchecked
-      ? await source.blobUnchecked!(layer, what, opts.signal)
-      : await source.blob(layer, what, opts.signal);
+  const open = async (): Promise<Readable> => {
+    const raw = await source.blob(layer, what, opts.signal);
     if (!opts.onProgress) return raw;
     const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
     raw.on("error", (err) => metered.destroy(err));
@@ -184,9 +182,15 @@ async function copyBlob(
   };
   if (compression === undefined || compression === "none" || diffId === undefined || !opts.verifyDiffIds) {
     const download = async (tee?: FileSpot): Promise<void> => {
-      // Where the source can skip its own check, the store makes it (on its hash thread): hashed once.
-      if (source.blobUnchecked) return store.putBlob(layer, await open(true), what, opts.signal, undefined, tee);
-      return store.putSourceBlob(layer, await open(), what, opts.signal, undefined, tee);
+      if (!source.blobUnchecked) return store.putSourceBlob(layer, await open(), what, opts.signal, { tee });
+      // The store checks what the source did not (on its hash thread: hashed once), and counts the
+      // bytes itself, so that a registry download can fill the store's blocks without a stream between.
+      const progress = opts.onProgress
+        ? progressCounter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress)
+        : undefined;
+      const data = await source.blobUnchecked(layer, what, opts.signal);
+      await store.putBlob(layer, data, what, opts.signal, { tee, onBytes: progress?.advance });
+      progress?.done();
     };
     if (opts.background) opts.background(layer.digest, download);
     else await download();
@@ -196,7 +200,7 @@ async function copyBlob(
   const check = diffIdCheck(diffId, what);
   const side = pipeline(metered, decompressStream(compression, what), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
-  await store.putSourceBlob(layer, metered, what, opts.signal, side);
+  await store.putSourceBlob(layer, metered, what, opts.signal, { gate: side });
   await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
     mediaType: "diff_id",
     digest: diffId,

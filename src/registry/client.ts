@@ -13,6 +13,8 @@ import {
   type HttpResponse,
   type TransportOptions,
 } from "./http";
+import { rawCapable, rawGet, RawBody, RawUnsupported } from "./raw-http";
+import { copyIntoSink, type BlockFeed, type BlockSink } from "../util/file-writer";
 
 export interface ClientOptions {
   transport: TransportOptions;
@@ -53,6 +55,14 @@ function apiHost(registry: string): string {
  * The Distribution API client: one per command. Auth, retries with back-off, redirects that
  * never carry credentials to another host, and the http/https decision per registry.
  */
+interface SendInit {
+  method?: "GET" | "HEAD";
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** A blob GET whose body may be poured into a BlockSink (raw-http.ts); RawUnsupported may come back. */
+  raw?: boolean;
+}
+
 export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly schemes = new Map<string, Promise<"https" | "http">>();
@@ -95,12 +105,7 @@ export class RegistryClient {
    * Authorization when the host changes). Resolves with the final response, whatever its status
    * (except retryable ones, which are retried).
    */
-  async send(
-    registry: string,
-    repository: string,
-    path: string,
-    init: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal?: AbortSignal },
-  ): Promise<HttpResponse> {
+  async send(registry: string, repository: string, path: string, init: SendInit): Promise<HttpResponse> {
     const scope = `repository:${repository}:pull`;
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
@@ -127,12 +132,7 @@ export class RegistryClient {
     return Math.min(8000, this.opts.backoffMs * 2 ** (attempt - 1));
   }
 
-  private async sendOnce(
-    registry: string,
-    scope: string,
-    start: URL,
-    init: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal?: AbortSignal },
-  ): Promise<HttpResponse> {
+  private async sendOnce(registry: string, scope: string, start: URL, init: SendInit): Promise<HttpResponse> {
     const registryHost = start.host;
     let url = start;
     let triedAuth = false;
@@ -144,11 +144,14 @@ export class RegistryClient {
         if (authorization) headers.authorization = authorization;
       }
       this.opts.onRequest?.(init.method ?? "GET", url);
-      const res = await request(
-        url,
-        { method: init.method ?? "GET", headers, ...(init.signal ? { signal: init.signal } : {}) },
-        this.opts.transport,
-      );
+      const res =
+        init.raw && (init.method ?? "GET") === "GET" && rawCapable(url, this.opts.transport)
+          ? await rawGet(url, headers, this.opts.transport, init.signal)
+          : await request(
+              url,
+              { method: init.method ?? "GET", headers, ...(init.signal ? { signal: init.signal } : {}) },
+              this.opts.transport,
+            );
       if (res.status === 401 && sameHost && !triedAuth) {
         res.body.resume();
         triedAuth = true;
@@ -235,14 +238,18 @@ interface BlobRequest {
 }
 
 /**
- * The response body's chunks are pushed straight on, pausing the socket under back-pressure
- * (an async generator in between cost a few promise hops per 64 KiB chunk: measured ~15 % of a
- * loopback pull's CPU).
+ * Read as a stream, the response body's chunks are pushed straight on, pausing the socket under
+ * back-pressure (an async generator in between cost a few promise hops per 64 KiB chunk: measured
+ * ~15 % of a loopback pull's CPU). Given a block writer (feedInto), the body is read with the raw
+ * client straight into the writer's blocks.
  */
-class BlobDownload extends Readable {
+class BlobDownload extends Readable implements BlockFeed {
   private received = 0;
   private body: HttpResponse["body"] | undefined;
   private started = false;
+  private sink: BlockSink | undefined;
+  /** Whether to ask through the raw client (cleared when a server answers in a way it can't read). */
+  private raw = false;
 
   constructor(private readonly req: BlobRequest) {
     super({ highWaterMark: 1 << 20 });
@@ -265,6 +272,14 @@ class BlobDownload extends Readable {
     callback(err);
   }
 
+  feedInto(sink: BlockSink): Promise<void> {
+    if (this.started) throw new Error(`${this.req.what}: download already started`);
+    this.started = true;
+    this.sink = sink;
+    this.raw = true;
+    return this.download();
+  }
+
   private async download(): Promise<void> {
     const { client, size, what, signal } = this.req;
     let failures = 0;
@@ -275,7 +290,14 @@ class BlobDownload extends Readable {
           throw new NetworkError(`${what}: connection closed after ${this.received} of ${size} bytes`, true);
         return;
       } catch (err) {
-        if (this.destroyed) return;
+        if (err instanceof RawUnsupported && !this.destroyed) {
+          this.raw = false; // the same request again, through node:http
+          continue;
+        }
+        if (this.destroyed) {
+          if (this.sink) throw err; // nobody reads this stream: the feeder must hear of it
+          return;
+        }
         const e = err as NodeJS.ErrnoException;
         const retryable =
           err instanceof NetworkError
@@ -295,6 +317,7 @@ class BlobDownload extends Readable {
     if (this.received > 0) headers.range = `bytes=${this.received}-`;
     const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
       headers,
+      raw: this.raw,
       ...(signal ? { signal } : {}),
     });
     if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);
@@ -302,6 +325,14 @@ class BlobDownload extends Readable {
     let skip = this.received > 0 && res.status === 200 ? this.received : 0;
     const body = res.body;
     this.body = body;
+    if (this.sink) {
+      try {
+        await this.feedFrom(body, this.sink, skip);
+      } finally {
+        this.body = undefined;
+      }
+      return;
+    }
     body.on("data", (chunk: Buffer) => {
       let buf = chunk;
       if (skip > 0) {
@@ -317,6 +348,28 @@ class BlobDownload extends Readable {
       await finished(body);
     } finally {
       this.body = undefined;
+    }
+  }
+
+  /** One response's body into the sink: poured by the raw client, or copied from node:http's chunks. */
+  private async feedFrom(body: Readable, sink: BlockSink, skip: number): Promise<void> {
+    if (body instanceof RawBody && skip === 0) {
+      try {
+        await body.pourInto(sink);
+      } finally {
+        this.received += body.delivered;
+      }
+      return;
+    }
+    for await (const chunk of body) {
+      let buf = chunk as Buffer;
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length);
+        skip -= n;
+        buf = buf.subarray(n);
+      }
+      await copyIntoSink(sink, buf);
+      this.received += buf.length;
     }
   }
 }

@@ -2,7 +2,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import type { IncomingMessage } from "node:http";
+import type { Readable } from "node:stream";
 
 export interface TransportOptions {
   /** Extra CA certificates (PEM) to trust for every host. */
@@ -68,7 +68,7 @@ export function isInsecureHost(host: string, opts: TransportOptions): boolean {
 export interface HttpResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
-  body: IncomingMessage;
+  body: Readable;
   url: URL;
 }
 
@@ -112,6 +112,13 @@ function tunnel(proxy: URL, host: string, port: number, timeoutMs: number): Prom
   });
 }
 
+/** The proxy a request to `url` goes through, if any (never for loopback or NO_PROXY hosts). */
+export function proxyFor(url: URL, opts: TransportOptions): URL | undefined {
+  const proxy = url.protocol === "https:" ? opts.proxy?.https : opts.proxy?.http;
+  if (!proxy || bypassProxy(url.hostname, opts.proxy?.noProxy ?? []) || isLoopback(url.hostname)) return undefined;
+  return proxy;
+}
+
 export interface RequestInit {
   method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
   headers?: Record<string, string>;
@@ -123,8 +130,8 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
   const secure = url.protocol === "https:";
   const host = url.hostname;
   const port = Number(url.port || (secure ? 443 : 80));
-  const proxy = secure ? opts.proxy?.https : opts.proxy?.http;
-  const useProxy = proxy && !bypassProxy(host, opts.proxy?.noProxy ?? []) && !isLoopback(host);
+  const proxy = proxyFor(url, opts);
+  const useProxy = proxy !== undefined;
   const insecure = isInsecureHost(url.host, opts);
 
   let tunnelSocket: net.Socket | undefined;

@@ -9,7 +9,7 @@ import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
 import { ReadAheadStream } from "../util/read-ahead";
-import { BlockWriteStream, FileWriteStream, type FileSpot } from "../util/file-writer";
+import { BlockWriteStream, feedWriter, FileWriteStream, isBlockFeed, type FileSpot } from "../util/file-writer";
 import { HashThread } from "../util/hash-thread";
 import { BlockPool, WRITE_BLOCK } from "../util/block-pool";
 import { directIoWanted } from "../util/direct-io";
@@ -18,6 +18,16 @@ import { blobPath, OciLayoutSource } from "./layout";
 import type { ImageSink, NamedImage } from "./types";
 
 const signalOption = (signal: AbortSignal | undefined): { signal?: AbortSignal } => (signal ? { signal } : {});
+
+/** What a store write may do besides storing the blob. */
+export interface StoreWriteExtras {
+  /** A check running alongside (e.g. the diff_id of the decompressed layer); the blob only becomes visible if it passes too. */
+  gate?: Promise<unknown> | undefined;
+  /** A second place for the same bytes (from the stored copy if the blob was here already). */
+  tee?: FileSpot | undefined;
+  /** Told how many bytes each write brought (progress display). */
+  onBytes?: ((bytes: number) => void) | undefined;
+}
 
 /**
  * The content-addressed cache: an OCI image layout directory. Every blob lands in ingest/
@@ -101,47 +111,36 @@ export class Store extends OciLayoutSource implements ImageSink {
     return join(this.root, "ingest", randomBytes(8).toString("hex"));
   }
 
-  /**
-   * Store a blob, hashing it on the way in. `gate`, when given, is a check running alongside
-   * (e.g. the diff_id of the decompressed layer); the blob only becomes visible if it passes too.
-   */
+  /** Store a blob, hashing it on the way in (see StoreWriteExtras for the rest). */
   async putBlob(
     desc: Descriptor,
     data: Readable,
     what: string,
     signal?: AbortSignal,
-    gate?: Promise<unknown>,
-    tee?: FileSpot,
+    extras: StoreWriteExtras = {},
   ): Promise<void> {
-    await this.write(desc, data, what, { hash: true, signal, gate, tee });
+    await this.write(desc, data, what, { ...extras, hash: true, signal });
   }
 
   /**
    * Store a stream from ImageSource.blob(), which by contract errors at its end unless it matched
-   * `desc`; hashing it again here would only double the CPU cost of a download. `tee`, when
-   * given, gets the same bytes (from the stored copy if the blob was here already).
+   * `desc`; hashing it again here would only double the CPU cost of a download.
    */
   async putSourceBlob(
     desc: Descriptor,
     data: Readable,
     what: string,
     signal?: AbortSignal,
-    gate?: Promise<unknown>,
-    tee?: FileSpot,
+    extras: StoreWriteExtras = {},
   ): Promise<void> {
-    await this.write(desc, data, what, { hash: false, signal, gate, tee });
+    await this.write(desc, data, what, { ...extras, hash: false, signal });
   }
 
   private async write(
     desc: Descriptor,
     data: Readable,
     what: string,
-    opts: {
-      hash: boolean;
-      signal: AbortSignal | undefined;
-      gate: Promise<unknown> | undefined;
-      tee?: FileSpot | undefined;
-    },
+    opts: StoreWriteExtras & { hash: boolean; signal: AbortSignal | undefined },
   ): Promise<void> {
     const running = opts.gate ? undefined : this.writing.get(desc.digest);
     const alreadyHere = async (): Promise<void> => {
@@ -166,15 +165,22 @@ export class Store extends OciLayoutSource implements ImageSink {
         // Big blobs are hashed in the writer, on the hash thread, over the blocks it writes anyway;
         // small ones (manifests, configs) here, without waiting for a thread or bypassing the cache.
         const big = desc.size >= WRITE_BLOCK;
+        const checkedInWriter = opts.hash && big;
         const stages = opts.hash && !big ? [data, new DigestStream(desc, what)] : [data];
         const file = new FileWriteStream(tmp, {
           flags: "wx",
           direct: big && directIoWanted(),
           ...(opts.tee ? { mirror: opts.tee } : {}),
           pool: this.blocks,
-          ...(opts.hash && big ? { hashThread: this.hashThread, expect: desc, what } : {}),
+          ...(checkedInWriter ? { hashThread: this.hashThread, expect: desc, what } : {}),
+          ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
         });
-        const written = pipeline([...stages, file], signalOption(opts.signal));
+        // A download that can fill the writer's blocks itself does (registry.ts feedInto); the
+        // writer's size and digest check is what bounds it.
+        const written =
+          checkedInWriter && isBlockFeed(data)
+            ? feedWriter(data, file)
+            : pipeline([...stages, file], signalOption(opts.signal));
         await allSettledOrThrow([written, opts.gate ?? Promise.resolve()]);
         await rename(tmp, this.blobFile(desc));
         this.verified.add(desc.digest);

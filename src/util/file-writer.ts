@@ -1,6 +1,8 @@
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { Writable } from "node:stream";
+import { once } from "node:events";
+import { Writable, type Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { alignUp, directIoWanted, openMaybeDirect } from "./direct-io";
 import { BlockPool, WRITE_BLOCK } from "./block-pool";
 import type { HashThread, ThreadHash } from "./hash-thread";
@@ -110,10 +112,67 @@ export interface FileSpot {
 }
 
 /**
+ * A writer that lends its blocks to a producer, so bytes read from a socket land in them without
+ * a copy (raw-http.ts). space(), then filled(n) for what was put there; when space() has nothing,
+ * wait for whenSpace().
+ */
+export interface BlockSink {
+  /** The free rest of the current block, or undefined while every block is on its way to the disk. */
+  space(): Buffer | undefined;
+  /** `n` bytes were put at the start of the last space(). Throws if that is more than expected. */
+  filled(n: number): void;
+  /** Resolves once space() has room again; rejects if the writer failed or was destroyed. */
+  whenSpace(): Promise<void>;
+}
+
+/** A source that can write straight into a BlockSink (a registry download: raw-http.ts). */
+export interface BlockFeed {
+  /** Put every byte into `sink`; resolves when the last one is in (the sink is not ended). */
+  feedInto(sink: BlockSink): Promise<void>;
+}
+
+export function isBlockFeed(data: Readable): data is Readable & BlockFeed {
+  return typeof (data as Partial<BlockFeed>).feedInto === "function";
+}
+
+/** pipeline(feed, writer) for a BlockFeed: the feed fills the writer's blocks itself. */
+export async function feedWriter(feed: Readable & BlockFeed, writer: BlockWriteStream): Promise<void> {
+  try {
+    await writer.opened();
+    await feed.feedInto(writer);
+    writer.end();
+    await finished(writer);
+  } catch (err) {
+    feed.destroy();
+    if (!writer.closed) {
+      const closed = once(writer, "close").catch(() => undefined);
+      writer.destroy(err as Error);
+      await closed;
+    }
+    throw err;
+  }
+}
+
+/** Copy `chunk` into a BlockSink, waiting for space as needed. */
+export async function copyIntoSink(sink: BlockSink, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const space = sink.space();
+    if (!space) {
+      await sink.whenSpace();
+      continue;
+    }
+    const n = chunk.copy(space, 0, offset);
+    offset += n;
+    sink.filled(n);
+  }
+}
+
+/**
  * A Writable that collects bytes into WRITE_BLOCK-sized aligned blocks and writes them at their
  * offsets, several in flight. Blocks are aligned so that the target may be direct (direct-io.ts).
  */
-export class BlockWriteStream extends Writable {
+export class BlockWriteStream extends Writable implements BlockSink {
   private target: FileTarget | undefined;
   private readonly free: Buffer[] = [];
   /** Every block taken from the pool, given back when the stream is done. */
@@ -131,6 +190,8 @@ export class BlockWriteStream extends Writable {
   private position: number;
   private failure: Error | undefined;
   private hash: ThreadHash | undefined;
+  private readonly constructed: Promise<void>;
+  private markConstructed!: (err?: Error) => void;
   bytesWritten = 0;
   /** "sha256:<hex>" of the bytes written, once finished, when a hash thread was given. */
   sha256: string | undefined;
@@ -142,6 +203,15 @@ export class BlockWriteStream extends Writable {
     super({ highWaterMark: WRITE_BLOCK });
     this.position = opts.start;
     this.pool = opts.pool ?? new BlockPool();
+    this.constructed = new Promise<void>((resolve, reject) => {
+      this.markConstructed = (err) => (err ? reject(err) : resolve());
+    });
+    this.constructed.catch(() => undefined); // also reported as the stream's error
+  }
+
+  /** Resolves when the target is open, so that space() can be used (writes may come before). */
+  opened(): Promise<void> {
+    return this.constructed;
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
@@ -150,9 +220,13 @@ export class BlockWriteStream extends Writable {
       (target) => {
         this.target = target;
         this.hash = this.opts.hashThread?.open();
+        this.markConstructed();
         callback();
       },
-      (err: Error) => callback(err),
+      (err: Error) => {
+        this.markConstructed(err);
+        callback(err);
+      },
     );
   }
 
@@ -202,33 +276,39 @@ export class BlockWriteStream extends Writable {
   }
 
   private async append(chunk: Buffer): Promise<void> {
-    this.opts.onBytes?.(chunk.length);
-    this.opts.mirror?.onBytes?.(chunk.length);
-    const expect = this.opts.expect;
-    if (expect && this.bytesWritten + chunk.length > expect.size) this.mismatch(this.bytesWritten + chunk.length);
-    let offset = 0;
-    while (offset < chunk.length) {
-      const block = this.current ?? (this.current = await this.takeBlock());
-      const n = chunk.copy(block, this.fill, offset);
-      this.fill += n;
-      offset += n;
-      this.bytesWritten += n;
-      if (this.fill === WRITE_BLOCK) this.submit(WRITE_BLOCK);
-    }
+    await copyIntoSink(this, chunk);
   }
 
-  private async takeBlock(): Promise<Buffer> {
-    if (this.free.length === 0 && this.owned.length < BLOCKS) {
-      const block = this.pool.take();
-      this.owned.push(block);
-      return block;
+  space(): Buffer | undefined {
+    if (this.failure || this.destroyed) return undefined;
+    if (!this.current) {
+      if (this.free.length > 0) this.current = this.free.pop()!;
+      else if (this.owned.length < BLOCKS) {
+        this.current = this.pool.take();
+        this.owned.push(this.current);
+      } else return undefined;
     }
-    while (this.free.length === 0) {
+    return this.current.subarray(this.fill);
+  }
+
+  filled(n: number): void {
+    if (n === 0) return;
+    this.opts.onBytes?.(n);
+    this.opts.mirror?.onBytes?.(n);
+    const expect = this.opts.expect;
+    if (expect && this.bytesWritten + n > expect.size) this.mismatch(this.bytesWritten + n);
+    this.fill += n;
+    this.bytesWritten += n;
+    if (this.fill === WRITE_BLOCK) this.submit(WRITE_BLOCK);
+  }
+
+  async whenSpace(): Promise<void> {
+    while (!this.current && this.free.length === 0 && this.owned.length >= BLOCKS && !this.failure) {
       await this.inFlight.shift();
-      if (this.destroyed) throw new Error(`${this.opts.what ?? "file"}: write stopped`);
+      if (this.destroyed) break;
     }
+    if (this.destroyed) throw new Error(`${this.opts.what ?? "file"}: write stopped`);
     if (this.failure) throw this.failure;
-    return this.free.pop()!;
   }
 
   /**
@@ -302,6 +382,7 @@ export interface FileWriterOptions {
   pool?: BlockPool;
   expect?: BlockWriterOptions["expect"];
   what?: string;
+  onBytes?: (bytes: number) => void;
 }
 
 /** A whole file as a BlockWriteStream: opened on construction, closed when finished or destroyed. */
@@ -321,6 +402,7 @@ export class FileWriteStream extends BlockWriteStream {
       ...(opts.pool ? { pool: opts.pool } : {}),
       ...(opts.expect ? { expect: opts.expect } : {}),
       ...(opts.what ? { what: opts.what } : {}),
+      ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
     });
   }
 

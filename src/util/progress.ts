@@ -7,16 +7,30 @@ export type ProgressEvent =
 
 export type ProgressListener = (event: ProgressEvent) => void;
 
+/** A transfer's progress events, for code that sees its bytes without a stream in between. */
+export function progressCounter(
+  id: string,
+  label: string,
+  total: number | undefined,
+  listener: ProgressListener,
+): { advance: (bytes: number) => void; done: () => void } {
+  listener({ type: "start", id, label, ...(total !== undefined ? { total } : {}) });
+  return {
+    advance: (bytes) => listener({ type: "advance", id, bytes }),
+    done: () => listener({ type: "done", id }),
+  };
+}
+
 /** Pass-through that reports bytes as they flow. */
 export function meter(id: string, label: string, total: number | undefined, listener?: ProgressListener): Transform {
-  listener?.({ type: "start", id, label, ...(total !== undefined ? { total } : {}) });
+  const counter = listener ? progressCounter(id, label, total, listener) : undefined;
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      listener?.({ type: "advance", id, bytes: chunk.length });
+      counter?.advance(chunk.length);
       cb(null, chunk);
     },
     flush(cb: TransformCallback) {
-      listener?.({ type: "done", id });
+      counter?.done();
       cb();
     },
   });
