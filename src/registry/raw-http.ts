@@ -49,6 +49,11 @@ export async function rawGet(
 
 type Mode = "head" | "hold" | "stream" | "pour";
 
+interface ResponseHead {
+  status: number;
+  headers: IncomingHttpHeaders;
+}
+
 /**
  * The body of a rawGet response. Read it as a Readable, or give it a BlockSink with pourInto():
  * then reads land in the sink's blocks. `delivered` counts the body bytes handed on either way.
@@ -58,8 +63,7 @@ export class RawBody extends Readable {
   private mode: Mode = "head";
   private head: Buffer | undefined = Buffer.allocUnsafe(MAX_HEAD);
   private headUsed = 0;
-  private headWaiter:
-    { resolve: (h: { status: number; headers: IncomingHttpHeaders }) => void; reject: (e: Error) => void } | undefined;
+  private headWaiter: { resolve: (head: ResponseHead) => void; reject: (e: Error) => void } | undefined;
   /** Body bytes received but not handed on yet (read before a mode was chosen, or while a sink was full). */
   private readonly pending: Buffer[] = [];
   /** Body bytes still to come; Infinity: until the server closes the connection. */
@@ -81,11 +85,7 @@ export class RawBody extends Readable {
   }
 
   /** Connect, send the request, and wait for the response head. */
-  start(
-    headers: Record<string, string>,
-    opts: TransportOptions,
-    signal?: AbortSignal,
-  ): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+  start(headers: Record<string, string>, opts: TransportOptions, signal?: AbortSignal): Promise<ResponseHead> {
     const url = this.url;
     const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`, "User-Agent: airpack"];
     for (const [name, value] of Object.entries(headers)) {
@@ -93,7 +93,7 @@ export class RawBody extends Readable {
       lines.push(`${name}: ${value}`);
     }
     lines.push("Connection: close", "", "");
-    const waiting = new Promise<{ status: number; headers: IncomingHttpHeaders }>((resolve, reject) => {
+    const waiting = new Promise<ResponseHead>((resolve, reject) => {
       this.headWaiter = { resolve, reject };
     });
     const secure = url.protocol === "https:";
@@ -103,16 +103,17 @@ export class RawBody extends Readable {
       buffer: (): Buffer => this.readBuffer(),
       callback: (n: number): boolean => this.onRead(n),
     };
-    const socket = secure
-      ? tls.connect({
-          host,
-          port,
-          ...(net.isIP(host) ? {} : { servername: host }),
-          rejectUnauthorized: !isInsecureHost(url.host, opts),
-          ...(opts.ca ? { ca: [...tls.rootCertificates, opts.ca] } : {}),
-          onread,
-        } as tls.ConnectionOptions)
-      : net.connect({ host, port, onread });
+    // tls.connect takes net's `onread` too (Node documents "any socket.connect() option"); the
+    // type definitions leave it out.
+    const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
+      host,
+      port,
+      ...(net.isIP(host) ? {} : { servername: host }),
+      rejectUnauthorized: !isInsecureHost(url.host, opts),
+      ...(opts.ca ? { ca: [...tls.rootCertificates, opts.ca] } : {}),
+      onread,
+    };
+    const socket = secure ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
     this.socket = socket;
     let connected = false;
     socket.setTimeout(opts.connectTimeoutMs);
@@ -184,7 +185,8 @@ export class RawBody extends Readable {
 
   private readBuffer(): Buffer {
     if (this.mode === "head" && this.head) return this.head.subarray(this.headUsed);
-    if (this.mode === "pour" && this.pending.length === 0 && !this.ended) {
+    // Lend the sink's space only when nothing is queued before it and no drain() is copying into it.
+    if (this.mode === "pour" && this.pending.length === 0 && !this.draining && !this.ended) {
       const space = this.sink!.space();
       if (space) {
         this.lent = space.length > this.left ? space.subarray(0, this.left) : space;
@@ -260,8 +262,23 @@ export class RawBody extends Readable {
       this.delivered += chunk.length;
       return this.push(chunk);
     }
-    this.pending.push(chunk);
+    // In order, and copied now if there is room: the next read then goes into lent space again.
+    const rest = this.mode === "pour" && this.pending.length === 0 && !this.draining ? this.pourNow(chunk) : chunk;
+    if (rest.length > 0) this.pending.push(rest);
     return false;
+  }
+
+  /** Copy what fits into the sink without waiting; returns the rest. */
+  private pourNow(chunk: Buffer): Buffer {
+    const sink = this.sink!;
+    let offset = 0;
+    for (let space = sink.space(); space && offset < chunk.length; space = sink.space()) {
+      const n = chunk.copy(space, 0, offset);
+      offset += n;
+      this.delivered += n;
+      sink.filled(n);
+    }
+    return chunk.subarray(offset);
   }
 
   /** Pour mode: hand pending bytes to the sink, wait for room, then read on (or finish). */
