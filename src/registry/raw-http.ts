@@ -10,7 +10,7 @@ import {
   type HttpResponse,
   type TransportOptions,
 } from "./http";
-import { copyIntoSink, type BlockSink } from "../util/file-writer";
+import type { BlockSink } from "../util/file-writer";
 
 /*
  * A GET client for blob bodies that reads the socket straight into a writer's blocks (net's
@@ -78,10 +78,14 @@ export class RawBody extends Readable {
   private scratch: Buffer | undefined;
   private pouring: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private draining = false;
+  private idleTimeoutMs = 0;
   delivered = 0;
 
   constructor(private readonly url: URL) {
     super({ highWaterMark: 1 << 20 });
+    // Bodies thrown away (redirects, 401, a 503 before a retry) have no reader: their errors must not
+    // go unhandled. Readers (pipeline, for await, finished) still get them through their own listener.
+    this.on("error", () => undefined);
   }
 
   /** Connect, send the request, and wait for the response head. */
@@ -115,18 +119,15 @@ export class RawBody extends Readable {
     };
     const socket = secure ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
     this.socket = socket;
-    let connected = false;
+    // Until the response head is in, the connect time-out applies (as with node:http); then the idle one.
+    this.idleTimeoutMs = opts.idleTimeoutMs;
     socket.setTimeout(opts.connectTimeoutMs);
-    socket.once(secure ? "secureConnect" : "connect", () => {
-      connected = true;
-      socket.setTimeout(opts.idleTimeoutMs);
-    });
     socket.on("timeout", () =>
       this.fail(
         new NetworkError(
-          connected
-            ? `${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`
-            : `${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`,
+          this.mode === "head"
+            ? `${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`
+            : `${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`,
           true,
         ),
       ),
@@ -177,16 +178,16 @@ export class RawBody extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.socket?.destroy();
-    this.pouring?.reject(err ?? new Error(`${this.url.host}: download stopped`));
-    this.pouring = undefined;
+    this.fail(err ?? new Error(`${this.url.host}: download stopped`));
     callback(err);
   }
 
+  /** The buffer the next read goes into; never empty (TLS would loop on a zero-length one). */
   private readBuffer(): Buffer {
-    if (this.mode === "head" && this.head) return this.head.subarray(this.headUsed);
+    if (this.mode === "head" && this.head && this.headUsed < MAX_HEAD && !this.failure)
+      return this.head.subarray(this.headUsed);
     // Lend the sink's space only when nothing is queued before it and no drain() is copying into it.
-    if (this.mode === "pour" && this.pending.length === 0 && !this.draining && !this.ended) {
+    if (this.mode === "pour" && this.pending.length === 0 && !this.draining && !this.ended && !this.failure) {
       const space = this.sink!.space();
       if (space) {
         this.lent = space.length > this.left ? space.subarray(0, this.left) : space;
@@ -224,6 +225,7 @@ export class RawBody extends Readable {
     const early = head.subarray(end + 4, this.headUsed);
     this.head = undefined;
     this.mode = "hold";
+    this.socket?.setTimeout(this.idleTimeoutMs);
     if (early.length > 0) this.keepBody(Buffer.from(early.subarray(0, Math.min(early.length, this.left))));
     if (this.left === 0) this.finishReceiving();
     this.headWaiter?.resolve({ status: parsed.status, headers: parsed.headers });
@@ -243,7 +245,11 @@ export class RawBody extends Readable {
       this.left -= used;
       this.delivered += used;
       this.sink!.filled(used);
-    } else if (scratch) more = this.keepBody(scratch.subarray(0, used));
+    } else if (scratch) {
+      // A short read keeps only its bytes, not the whole scratch buffer (TLS reads are 16 KiB records).
+      const bytes = used < scratch.length / 2 ? Buffer.from(scratch.subarray(0, used)) : scratch.subarray(0, used);
+      more = this.keepBody(bytes);
+    }
     if (this.left === 0) this.finishReceiving();
     if (this.mode === "pour") {
       if (this.ended || this.pending.length > 0 || !this.sink!.space()) {
@@ -281,33 +287,47 @@ export class RawBody extends Readable {
     return chunk.subarray(offset);
   }
 
-  /** Pour mode: hand pending bytes to the sink, wait for room, then read on (or finish). */
+  /**
+   * Pour mode: hand queued bytes to the sink, wait for room, then read on. It stops copying as soon
+   * as the body failed, and the pour settles only once it stopped, so `delivered` is final then (a
+   * Range resume starts from it).
+   */
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     const sink = this.sink!;
     try {
       for (;;) {
-        while (this.pending.length > 0) {
-          const chunk = this.pending.shift()!;
-          await copyIntoSink(sink, chunk);
-          this.delivered += chunk.length;
+        while (this.pending.length > 0 && !this.failure) {
+          const rest = this.pourNow(this.pending[0]!);
+          if (rest.length === 0) this.pending.shift();
+          else {
+            this.pending[0] = rest;
+            await sink.whenSpace();
+          }
         }
-        if (this.failure) throw this.failure;
-        if (this.ended) {
-          this.pouring?.resolve();
-          this.pouring = undefined;
-          return;
+        if (this.failure || this.ended) break;
+        if (sink.space()) {
+          this.socket?.resume();
+          break;
         }
-        if (sink.space()) break;
         await sink.whenSpace();
       }
-      this.socket?.resume();
     } catch (err) {
       this.fail(err as Error);
     } finally {
       this.draining = false;
     }
+    this.settlePour();
+  }
+
+  /** Resolve or reject pourInto(), once nothing is copying into the sink any more. */
+  private settlePour(): void {
+    if (!this.pouring || this.draining) return;
+    if (this.failure) this.pouring.reject(this.failure);
+    else if (this.ended && this.pending.length === 0) this.pouring.resolve();
+    else return;
+    this.pouring = undefined;
   }
 
   /** Every body byte is in: the connection has nothing more for us. */
@@ -336,14 +356,14 @@ export class RawBody extends Readable {
   }
 
   private fail(err: Error): void {
-    const first = this.failure === undefined;
-    this.failure ??= err;
-    if (first) this.socket?.destroy();
-    this.headWaiter?.reject(this.failure);
+    if (this.failure || (this.ended && this.mode === "stream")) return; // a stream's bytes are all in
+    this.failure = err;
+    this.pending.length = 0; // not delivered: a resume asks for them again
+    this.socket?.destroy();
+    this.headWaiter?.reject(err);
     this.headWaiter = undefined;
-    this.pouring?.reject(this.failure);
-    this.pouring = undefined;
-    if (first && this.mode === "stream") this.destroy(this.failure);
+    this.settlePour();
+    if (this.mode === "stream") this.destroy(err);
   }
 }
 
