@@ -25,9 +25,9 @@
  *   BENCH_BIG_MB=N        size of the single layer for 3 and B.4 (default 2100); BENCH_BIG_MB=0 skips 3
  *   BENCH_PULL_MB=N       A: MiB of uncompressed content pushed (default 480; pgzip -1 makes ~43 % of it)
  *   BENCH_PULL_IMAGES=N   A: images (default 3), BENCH_PULL_LAYERS=N layers each (default 2)
- *   BENCH_PULL_REPEAT=N   A: rounds of the cold pulls (default 2)
+ *   BENCH_PULL_REPEAT=N   A: rounds of the cold pulls (default 5)
  *   BENCH_RECIPE_MB=N     B: MiB of the uncompressed layer (default 100)
- *   BENCH_RECIPE_REPEAT=N B: runs of every timed command (default 2 for quick ones, 1 for slow ones)
+ *   BENCH_RECIPE_REPEAT=N B: runs of every timed command (default 2; 1 for pack with recipes)
  *   BENCH_RECIPE_BIG=0    skip B.4
  *   BENCH_NO_DOCS=1       print only, leave docs/benchmarks.md alone
  *   BENCH_TMPDIR=DIR      where the temp directory goes (default: the OS temp dir)
