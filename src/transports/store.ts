@@ -10,7 +10,7 @@ import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
 import { ReadAheadStream } from "../util/read-ahead";
 import { BlockWriteStream, feedWriter, FileWriteStream, isBlockFeed, type FileSpot } from "../util/file-writer";
-import { HashThread } from "../util/hash-thread";
+import { HashThread, inlineHasher } from "../util/hash-thread";
 import { BlockPool, WRITE_BLOCK } from "../util/block-pool";
 import { directIoWanted } from "../util/direct-io";
 import { allSettledOrThrow } from "../util/pool";
@@ -162,25 +162,25 @@ export class Store extends OciLayoutSource implements ImageSink {
     const tmp = this.ingestPath();
     const done = (async () => {
       try {
-        // Big blobs are hashed in the writer, on the hash thread, over the blocks it writes anyway;
-        // small ones (manifests, configs) here, without waiting for a thread or bypassing the cache.
+        // Blobs are hashed in the writer over the blocks it writes anyway: big ones on the hash thread,
+        // small ones (configs) here, without waiting for the thread to start. A registry download of
+        // any size fills the writer's blocks itself (registry.ts feedInto; one download path for
+        // every blob). Small blobs from a plain stream get a DigestStream. Only big ones bypass the
+        // page cache.
         const big = desc.size >= WRITE_BLOCK;
-        const checkedInWriter = opts.hash && big;
-        const stages = opts.hash && !big ? [data, new DigestStream(desc, what)] : [data];
+        const feed = opts.hash && isBlockFeed(data);
+        const checkedInWriter = opts.hash && (big || feed);
+        const stages = opts.hash && !checkedInWriter ? [data, new DigestStream(desc, what)] : [data];
         const file = new FileWriteStream(tmp, {
           flags: "wx",
           direct: big && directIoWanted(),
           ...(opts.tee ? { mirror: opts.tee } : {}),
           pool: this.blocks,
-          ...(checkedInWriter ? { hashThread: this.hashThread, expect: desc, what } : {}),
+          ...(checkedInWriter ? { hashThread: big ? this.hashThread : inlineHasher, expect: desc, what } : {}),
           ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
         });
-        // A download that can fill the writer's blocks itself does (registry.ts feedInto); the
-        // writer's size and digest check is what bounds it.
-        const written =
-          checkedInWriter && isBlockFeed(data)
-            ? feedWriter(data, file)
-            : pipeline([...stages, file], signalOption(opts.signal));
+        // The writer's size and digest check is what bounds a feed.
+        const written = feed ? feedWriter(data, file) : pipeline([...stages, file], signalOption(opts.signal));
         await allSettledOrThrow([written, opts.gate ?? Promise.resolve()]);
         await rename(tmp, this.blobFile(desc));
         this.verified.add(desc.digest);

@@ -5,7 +5,7 @@ import { Writable, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { alignUp, directIoWanted, openMaybeDirect } from "./direct-io";
 import { BlockPool, WRITE_BLOCK } from "./block-pool";
-import type { HashThread, ThreadHash } from "./hash-thread";
+import type { Hasher, ThreadHash } from "./hash-thread";
 import { DigestMismatchError } from "../oci/digest";
 
 /** Blocks per stream: one filling while the others are on their way to the disk. */
@@ -98,7 +98,7 @@ export interface BlockWriterOptions {
    */
   mirror?: FileSpot;
   /** Hash the bytes on this thread (see sha256); the stream's blocks then live in shared memory. */
-  hashThread?: HashThread;
+  hashThread?: Hasher;
   /** Where blocks come from and go back to (default: the stream's own). */
   pool?: BlockPool;
 }
@@ -378,7 +378,7 @@ export interface FileWriterOptions {
   /** Bypass the page cache when the filesystem allows it (default: directIoWanted()). */
   direct?: boolean;
   mirror?: FileSpot;
-  hashThread?: HashThread;
+  hashThread?: Hasher;
   pool?: BlockPool;
   expect?: BlockWriterOptions["expect"];
   what?: string;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 
@@ -19,7 +20,7 @@ export type FromHashThread =
  * thread only reads the socket and copies (measured: hashing was a fifth of a cold pack's wall time).
  * One thread serves all streams; blocks of one stream are hashed in the order they were sent.
  */
-export class HashThread {
+export class HashThread implements Hasher {
   private worker: Worker | undefined;
   private nextId = 1;
   private nextSeq = 1;
@@ -110,6 +111,29 @@ export class HashThread {
     await worker?.terminate();
   }
 }
+
+/** Where a block writer's sha256 runs (see BlockWriterOptions.hashThread). */
+export interface Hasher {
+  open(): ThreadHash;
+}
+
+/**
+ * sha256 on the calling thread, for blobs too small to be worth a trip to the hash thread (and
+ * that should not wait for it to start): each update hashes the block at once.
+ */
+export const inlineHasher: Hasher = {
+  open(): ThreadHash {
+    const hash = createHash("sha256");
+    return {
+      update: (block, length) => {
+        hash.update(block.subarray(0, length));
+        return Promise.resolve();
+      },
+      digest: () => Promise.resolve(hash.digest("hex")),
+      drop: () => undefined,
+    };
+  },
+};
 
 /** One stream's running sha256 in the hash thread. */
 export interface ThreadHash {

@@ -138,6 +138,12 @@ describe("registry behind a fault-injecting proxy", { timeout: 600_000 }, () => 
     assert.equal(gets[1]?.range, `bytes=${cutAt}-`);
     assert.equal(gets[1]?.status, 206);
     assert.equal(gets[1]?.bodyBytes, layer.size - cutAt);
+    // Both went through airpack's raw body reader (src/registry/raw-http.ts), which closes each
+    // connection; node:http would have asked for keep-alive.
+    assert.deepEqual(
+      gets.map((g) => g.headers.connection),
+      ["close", "close"],
+    );
     await assertStoreConsistent(s.cache);
   });
 
