@@ -59,13 +59,15 @@ interface SendInit {
   method?: "GET" | "HEAD";
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** A blob GET whose body may be poured into a BlockSink (raw-http.ts); RawUnsupported may come back. */
+  /** A blob GET whose body may be poured into a BlockSink: asked through raw-http.ts where it can be. */
   raw?: boolean;
 }
 
 export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly schemes = new Map<string, Promise<"https" | "http">>();
+  /** Hosts that answered the raw reader in a way it cannot read (see fetch). */
+  private readonly rawRefused = new Set<string>();
 
   constructor(private readonly opts: ClientOptions) {
     this.auth = new Authenticator(opts.credentials, opts.transport);
@@ -128,6 +130,24 @@ export class RegistryClient {
     throw lastError ?? new Error(`${registry}: request failed`);
   }
 
+  /**
+   * One request, through the raw reader when asked and possible. A host whose answer it cannot
+   * read (a chunked body) is asked again through node:http, and from then on directly.
+   */
+  private async fetch(url: URL, headers: Record<string, string>, init: SendInit): Promise<HttpResponse> {
+    const method = init.method ?? "GET";
+    const transport = this.opts.transport;
+    if (init.raw && method === "GET" && rawCapable(url, transport) && !this.rawRefused.has(url.host)) {
+      try {
+        return await rawGet(url, headers, transport, init.signal);
+      } catch (err) {
+        if (!(err instanceof RawUnsupported)) throw err;
+        this.rawRefused.add(url.host);
+      }
+    }
+    return request(url, { method, headers, ...(init.signal ? { signal: init.signal } : {}) }, transport);
+  }
+
   backoff(attempt: number): number {
     return Math.min(8000, this.opts.backoffMs * 2 ** (attempt - 1));
   }
@@ -144,14 +164,7 @@ export class RegistryClient {
         if (authorization) headers.authorization = authorization;
       }
       this.opts.onRequest?.(init.method ?? "GET", url);
-      const res =
-        init.raw && (init.method ?? "GET") === "GET" && rawCapable(url, this.opts.transport)
-          ? await rawGet(url, headers, this.opts.transport, init.signal)
-          : await request(
-              url,
-              { method: init.method ?? "GET", headers, ...(init.signal ? { signal: init.signal } : {}) },
-              this.opts.transport,
-            );
+      const res = await this.fetch(url, headers, init);
       if (res.status === 401 && sameHost && !triedAuth) {
         res.body.resume();
         triedAuth = true;
@@ -248,8 +261,6 @@ class BlobDownload extends Readable implements BlockFeed {
   private body: HttpResponse["body"] | undefined;
   private started = false;
   private sink: BlockSink | undefined;
-  /** Whether to ask through the raw client (cleared when a server answers in a way it can't read). */
-  private raw = false;
 
   constructor(private readonly req: BlobRequest) {
     super({ highWaterMark: 1 << 20 });
@@ -276,7 +287,6 @@ class BlobDownload extends Readable implements BlockFeed {
     if (this.started) throw new Error(`${this.req.what}: download already started`);
     this.started = true;
     this.sink = sink;
-    this.raw = true;
     return this.download();
   }
 
@@ -290,10 +300,6 @@ class BlobDownload extends Readable implements BlockFeed {
           throw new NetworkError(`${what}: connection closed after ${this.received} of ${size} bytes`, true);
         return;
       } catch (err) {
-        if (err instanceof RawUnsupported && !this.destroyed) {
-          this.raw = false; // the same request again, through node:http
-          continue;
-        }
         if (this.destroyed) {
           if (this.sink) throw err; // nobody reads this stream: the feeder must hear of it
           return;
@@ -317,7 +323,7 @@ class BlobDownload extends Readable implements BlockFeed {
     if (this.received > 0) headers.range = `bytes=${this.received}-`;
     const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
       headers,
-      raw: this.raw,
+      raw: this.sink !== undefined,
       ...(signal ? { signal } : {}),
     });
     if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);

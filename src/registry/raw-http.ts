@@ -18,8 +18,9 @@ import type { BlockSink } from "../util/file-writer";
  * the HTTP parser and stream machinery. On the bench VM that took a 207 MB loopback download from
  * ~220 ms of main-thread CPU (node:http) to ~50 ms. It speaks just enough HTTP/1.1: one request per
  * connection, bodies framed by Content-Length or by the connection's end. Anything else (chunked
- * bodies, 1xx) is refused with RawUnsupported before a byte of body is used, and the caller asks
- * again through node:http. Proxies (CONNECT tunnels) go through node:http too.
+ * bodies, 1xx) is refused with RawUnsupported before a byte of body is used; the registry client
+ * then asks again through node:http, and keeps doing so for that host. Proxies (CONNECT tunnels)
+ * go through node:http too.
  */
 
 /** Response heads over this are refused (registries and object stores send well under 4 KiB). */

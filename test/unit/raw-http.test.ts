@@ -331,14 +331,17 @@ describe("registry download into a block writer (feedInto)", () => {
   const digest = `sha256:${sha256(blob)}`;
 
   /** A download of `blob` from `server` as the store runs it: fed into a checked file writer. */
-  async function feed(server: Scripted, dir: string): Promise<Buffer> {
+  async function feed(
+    server: Scripted,
+    dir: string,
+    client = createRegistryClient({ backoffMs: 5 }, []),
+  ): Promise<Buffer> {
     const url = server.url("/");
-    const client = createRegistryClient({ backoffMs: 5 }, []);
     const download = resumableBlob(client, url.host, "r", digest, blob.length, "layer") as ReturnType<
       typeof resumableBlob
     > &
       BlockFeed;
-    const path = join(dir, "blob");
+    const path = join(dir, `blob-${randomBytes(4).toString("hex")}`);
     await feedWriter(
       download,
       new FileWriteStream(path, { flags: "wx", expect: { size: blob.length }, what: "layer" }),
@@ -346,7 +349,7 @@ describe("registry download into a block writer (feedInto)", () => {
     return readFile(path);
   }
 
-  it("retries a 503, resumes a cut body with Range, falls back to node:http for a chunked answer", async () => {
+  it("retries a 503, resumes with Range, falls back to node:http for a chunked answer and remembers the host", async () => {
     const dir = await mkdtemp(join(tmpdir(), "airpack-feed-"));
     let n = 0;
     const server = await scripted((socket, head) => {
@@ -375,7 +378,8 @@ describe("registry download into a block writer (feedInto)", () => {
       }
     });
     try {
-      const got = await feed(server, dir);
+      const client = createRegistryClient({ backoffMs: 5 }, []);
+      const got = await feed(server, dir, client);
       assert.equal(sha256(got), sha256(blob));
       const gets = server.heads.filter((h) => h.startsWith("GET /v2/r/blobs/"));
       assert.equal(gets.length, 4);
@@ -387,6 +391,12 @@ describe("registry download into a block writer (feedInto)", () => {
       // the raw client's requests close their connection; the one asked again through node:http does not
       assert.match(gets[2]!, /\r\nConnection: close/);
       assert.doesNotMatch(gets[3]!, /Connection: close/i);
+      // the client remembers: the next blob from that host goes straight through node:http
+      const again = await feed(server, dir, client);
+      assert.equal(sha256(again), sha256(blob));
+      const later = server.heads.filter((h) => h.startsWith("GET /v2/r/blobs/")).slice(4);
+      assert.equal(later.length, 1);
+      assert.doesNotMatch(later[0]!, /Connection: close/i);
     } finally {
       await server.close();
       await rm(dir, { recursive: true, force: true });
