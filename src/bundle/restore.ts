@@ -52,6 +52,10 @@ export class RestoringSink implements UnpackSink {
   /** Blobs spooled to temp files at once (temp space stays within a few layers). */
   private readonly spooled = new Limiter(defaultThreads() + 1);
   private readonly background: Promise<unknown>[] = [];
+  /** Background rebuilds not settled yet. */
+  private running = 0;
+  /** Uncompressed blobs with rebuilds that have come by in the bundle. */
+  private readonly rebuildSourcesSeen = new Set<string>();
   /** The first background failure: later blobs stop at once, commit() reports it. */
   private failed?: Error;
 
@@ -147,8 +151,10 @@ export class RestoringSink implements UnpackSink {
     ];
     if (outputs.length === 0) return drain(data);
     const rebuilds = outputs.filter((o): o is Rebuild => o !== "as-is");
-    if (rebuilds.length === 0 || (outputs.length === 1 && desc.size > SPOOL_LIMIT)) {
-      // Nothing to rebuild, or one big layer: stream it straight through, in turn.
+    if (rebuilds.length > 0) this.rebuildSourcesSeen.add(desc.digest);
+    if (rebuilds.length === 0 || (outputs.length === 1 && (desc.size > SPOOL_LIMIT || this.lastRebuildAlone()))) {
+      // Nothing to rebuild, one big layer, or the last rebuild with nothing else running: stream it
+      // straight through, in turn (a spool would only add a write and a read of the whole layer).
       return this.output.run(() => this.emit(desc, outputs[0]!, data));
     }
     // Spool the blob so the bundle can be read on while workers rebuild it (one per core, across
@@ -175,12 +181,19 @@ export class RestoringSink implements UnpackSink {
         await rm(regenerated, { force: true });
       }
     });
+    this.running++;
     const task = allSettledOrThrow([written, ...rebuilt]).finally(async () => {
+      this.running--;
       await rm(file, { force: true });
       release();
     });
     task.catch((err: unknown) => (this.failed ??= err instanceof Error ? err : new Error(String(err))));
     this.background.push(task);
+  }
+
+  /** Whether every other blob with rebuilds has come by and been rebuilt: nothing to run alongside. */
+  private lastRebuildAlone(): boolean {
+    return this.running === 0 && this.rebuildSourcesSeen.size === this.rebuilds.size;
   }
 
   /** Regenerate one original from a spooled blob into a temp file, checked against its digest. */
