@@ -19,7 +19,7 @@ import { toolVersion } from "../version";
 import { tempSibling } from "../util/atomic";
 import { directIoWanted } from "../util/direct-io";
 import type { FileSpot } from "../util/file-writer";
-import type { ProgressListener } from "../util/progress";
+import { progressCounter, type ProgressListener } from "../util/progress";
 import { allSettledOrThrow, Limiter, mapPool } from "../util/pool";
 import { defaultThreads } from "../compression/codecs";
 
@@ -304,13 +304,12 @@ function bundleProgress(
   onProgress: ProgressListener | undefined,
 ): ((bytes: number) => void) | undefined {
   if (!onProgress) return undefined;
-  const id = `tar:${layer.digest}`;
-  onProgress({ type: "start", id, label: "bundle", total: layer.size });
-  if (layer.size === 0) onProgress({ type: "done", id }); // no bytes will come to say so
+  const counter = progressCounter(`tar:${layer.digest}`, "bundle", layer.size, onProgress);
+  if (layer.size === 0) counter.done(); // no bytes will come to say so
   let left = layer.size;
   return (bytes) => {
-    onProgress({ type: "advance", id, bytes });
+    counter.advance(bytes);
     left -= bytes;
-    if (left <= 0) onProgress({ type: "done", id });
+    if (left <= 0) counter.done();
   };
 }

@@ -51,10 +51,6 @@ function apiHost(registry: string): string {
   return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
 }
 
-/**
- * The Distribution API client: one per command. Auth, retries with back-off, redirects that
- * never carry credentials to another host, and the http/https decision per registry.
- */
 interface SendInit {
   method?: "GET" | "HEAD";
   headers?: Record<string, string>;
@@ -63,6 +59,10 @@ interface SendInit {
   raw?: boolean;
 }
 
+/**
+ * The Distribution API client: one per command. Auth, retries with back-off, redirects that
+ * never carry credentials to another host, and the http/https decision per registry.
+ */
 export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly schemes = new Map<string, Promise<"https" | "http">>();
@@ -240,6 +240,16 @@ export function resumableBlob(
   return new BlobDownload({ client, registry, repository, digest, size, what, signal });
 }
 
+/** Drops the first `n` bytes of the chunks passed through it (a server that ignored Range). */
+function skipFirst(n: number): (chunk: Buffer) => Buffer {
+  return (chunk) => {
+    if (n === 0) return chunk;
+    const dropped = Math.min(n, chunk.length);
+    n -= dropped;
+    return chunk.subarray(dropped);
+  };
+}
+
 interface BlobRequest {
   client: RegistryClient;
   registry: string;
@@ -328,7 +338,7 @@ class BlobDownload extends Readable implements BlockFeed {
     });
     if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);
     // A server that ignored Range starts over: drop what we already have.
-    let skip = this.received > 0 && res.status === 200 ? this.received : 0;
+    const skip = this.received > 0 && res.status === 200 ? this.received : 0;
     const body = res.body;
     this.body = body;
     if (this.sink) {
@@ -339,14 +349,10 @@ class BlobDownload extends Readable implements BlockFeed {
       }
       return;
     }
+    const skipped = skipFirst(skip);
     body.on("data", (chunk: Buffer) => {
-      let buf = chunk;
-      if (skip > 0) {
-        const n = Math.min(skip, buf.length);
-        skip -= n;
-        buf = buf.subarray(n);
-        if (buf.length === 0) return;
-      }
+      const buf = skipped(chunk);
+      if (buf.length === 0) return;
       this.received += buf.length;
       if (!this.push(buf)) body.pause();
     });
@@ -367,13 +373,9 @@ class BlobDownload extends Readable implements BlockFeed {
       }
       return;
     }
+    const skipped = skipFirst(skip);
     for await (const chunk of body) {
-      let buf = chunk as Buffer;
-      if (skip > 0) {
-        const n = Math.min(skip, buf.length);
-        skip -= n;
-        buf = buf.subarray(n);
-      }
+      const buf = skipped(chunk as Buffer);
       await copyIntoSink(sink, buf);
       this.received += buf.length;
     }

@@ -112,6 +112,16 @@ function tunnel(proxy: URL, host: string, port: number, timeoutMs: number): Prom
   });
 }
 
+/** A time-out: no response within the connect time-out, or no data within the idle one (retryable). */
+export function timeoutError(url: URL, opts: TransportOptions, phase: "connect" | "idle"): NetworkError {
+  return new NetworkError(
+    phase === "connect"
+      ? `${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`
+      : `${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`,
+    true,
+  );
+}
+
 /** The proxy a request to `url` goes through, if any (never for loopback or NO_PROXY hosts). */
 export function proxyFor(url: URL, opts: TransportOptions): URL | undefined {
   const proxy = url.protocol === "https:" ? opts.proxy?.https : opts.proxy?.http;
@@ -174,9 +184,7 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
       // The socket may be kept alive and reused: its listener goes when this response is done.
       const socket = res.socket;
       const onIdle = (): void => {
-        res.destroy(
-          new NetworkError(`${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`, true),
-        );
+        res.destroy(timeoutError(url, opts, "idle"));
       };
       socket.setTimeout(opts.idleTimeoutMs);
       socket.on("timeout", onIdle);
@@ -184,7 +192,7 @@ export async function request(url: URL, init: RequestInit, opts: TransportOption
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     req.on("timeout", () => {
-      req.destroy(new NetworkError(`${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`, true));
+      req.destroy(timeoutError(url, opts, "connect"));
     });
     req.on("error", (err: NodeJS.ErrnoException) => {
       // A failed TLS handshake over a CONNECT tunnel leaves the raw tunnel open otherwise.

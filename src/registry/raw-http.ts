@@ -7,10 +7,11 @@ import {
   isInsecureHost,
   NetworkError,
   proxyFor,
+  timeoutError,
   type HttpResponse,
   type TransportOptions,
 } from "./http";
-import type { BlockSink } from "../util/file-writer";
+import { fillSink, type BlockSink } from "../util/file-writer";
 
 /*
  * A GET client for blob bodies that reads the socket straight into a writer's blocks (net's
@@ -123,16 +124,7 @@ export class RawBody extends Readable {
     // Until the response head is in, the connect time-out applies (as with node:http); then the idle one.
     this.idleTimeoutMs = opts.idleTimeoutMs;
     socket.setTimeout(opts.connectTimeoutMs);
-    socket.on("timeout", () =>
-      this.fail(
-        new NetworkError(
-          this.mode === "head"
-            ? `${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`
-            : `${url.host}: no data for ${opts.idleTimeoutMs / 1000}s; connection dropped`,
-          true,
-        ),
-      ),
-    );
+    socket.on("timeout", () => this.fail(timeoutError(url, opts, this.mode === "head" ? "connect" : "idle")));
     socket.on("error", (err: NodeJS.ErrnoException) => this.fail(describeNetworkError(err, url)));
     socket.on("end", () => this.onEnd());
     socket.on("close", () => this.onEnd());
@@ -277,15 +269,9 @@ export class RawBody extends Readable {
 
   /** Copy what fits into the sink without waiting; returns the rest. */
   private pourNow(chunk: Buffer): Buffer {
-    const sink = this.sink!;
-    let offset = 0;
-    for (let space = sink.space(); space && offset < chunk.length; space = sink.space()) {
-      const n = chunk.copy(space, 0, offset);
-      offset += n;
-      this.delivered += n;
-      sink.filled(n);
-    }
-    return chunk.subarray(offset);
+    const n = fillSink(this.sink!, chunk);
+    this.delivered += n;
+    return chunk.subarray(n);
   }
 
   /**

@@ -250,7 +250,7 @@ export class Store extends OciLayoutSource implements ImageSink {
     const hasher = new DigestStream();
     try {
       const file = new FileWriteStream(tmp, { flags: "wx", pool: this.blocks });
-      await pipeline([data, ...transforms, hasher, file], signal ? { signal } : {});
+      await pipeline([data, ...transforms, hasher, file], signalOption(signal));
       const result = hasher.digest;
       await rename(tmp, this.blobFile(result));
       this.verified.add(result.digest);

@@ -153,18 +153,23 @@ export async function feedWriter(feed: Readable & BlockFeed, writer: BlockWriteS
   }
 }
 
-/** Copy `chunk` into a BlockSink, waiting for space as needed. */
-export async function copyIntoSink(sink: BlockSink, chunk: Buffer): Promise<void> {
+/** Copy as much of `chunk` into a BlockSink as it has room for now; returns how many bytes that was. */
+export function fillSink(sink: BlockSink, chunk: Buffer): number {
   let offset = 0;
-  while (offset < chunk.length) {
-    const space = sink.space();
-    if (!space) {
-      await sink.whenSpace();
-      continue;
-    }
+  for (let space = sink.space(); space && offset < chunk.length; space = sink.space()) {
     const n = chunk.copy(space, 0, offset);
     offset += n;
     sink.filled(n);
+  }
+  return offset;
+}
+
+/** Copy `chunk` into a BlockSink, waiting for space as needed. */
+export async function copyIntoSink(sink: BlockSink, chunk: Buffer): Promise<void> {
+  let offset = fillSink(sink, chunk);
+  while (offset < chunk.length) {
+    await sink.whenSpace();
+    offset += fillSink(sink, chunk.subarray(offset));
   }
 }
 
