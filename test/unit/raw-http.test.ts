@@ -403,6 +403,35 @@ describe("registry download into a block writer (feedInto)", () => {
     }
   });
 
+  it("a server that ignores Range: the bytes already in are dropped from its full answer (fed and streamed)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "airpack-feed-"));
+    let n = 0;
+    const server = await scripted((socket, head) => {
+      if (!head.startsWith("GET /v2/r/blobs/")) return void socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+      n++;
+      const full = ok(blob);
+      // odd requests are cut after ~1 MB; even ones (the resumes) send everything from byte 0
+      if (n % 2 === 1) socket.end(full.subarray(0, full.length - blob.length + 1_000_003));
+      else socket.end(full);
+    });
+    try {
+      const fed = await feed(server, dir);
+      assert.equal(sha256(fed), sha256(blob));
+      const client = createRegistryClient({ backoffMs: 5 }, []);
+      const parts: Buffer[] = [];
+      for await (const chunk of resumableBlob(client, server.url("/").host, "r", digest, blob.length, "layer"))
+        parts.push(chunk as Buffer);
+      assert.equal(sha256(Buffer.concat(parts)), sha256(blob));
+      const gets = server.heads.filter((h) => h.startsWith("GET /v2/r/blobs/"));
+      assert.equal(gets.length, 4);
+      assert.match(gets[1]!, /\r\nrange: bytes=\d+-/i);
+      assert.match(gets[3]!, /\r\nrange: bytes=\d+-/i);
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("more bytes than the descriptor's size: a size mismatch, not retried", async () => {
     const dir = await mkdtemp(join(tmpdir(), "airpack-feed-"));
     const server = await scripted((socket, head) => {
