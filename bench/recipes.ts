@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { BundleMetadata } from "../src/bundle/format";
-import type { GzipRecipe } from "../src/recipes/identify";
+import type { GzipRecipe } from "../src/recipes/format";
 import {
   AIRPACK,
   KEEP,

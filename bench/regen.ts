@@ -11,7 +11,7 @@ import { createReadStream } from "node:fs";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { regenerateGzip } from "../src/recipes/regenerate";
-import type { GzipRecipe } from "../src/recipes/identify";
+import type { GzipRecipe } from "../src/recipes/format";
 
 async function main(): Promise<void> {
   const [recipeJson, input, expected] = process.argv.slice(2);

@@ -1,6 +1,6 @@
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
-import type { GzipRecipe } from "../recipes/identify";
+import type { GzipRecipe } from "../recipes/format";
 
 /** airpack.json: the bundle's own metadata. Documented in docs/bundle-format.md. */
 export const METADATA_FILE = "airpack.json";
@@ -54,10 +54,4 @@ export interface BundleMetadata {
   images: BundleImage[];
   /** Blobs kept for the record (e.g. an original index) that no index.json entry reaches. */
   extraBlobs: Descriptor[];
-}
-
-export interface DockerManifestEntry {
-  Config: string;
-  RepoTags: string[];
-  Layers: string[];
 }

@@ -4,16 +4,16 @@ import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
 import { formatPlatform } from "../oci/platform";
-import { openSource, parseSourceSpec } from "../transports/parse";
-import { StoreFirstSource } from "../transports/cached";
+import { openSource, parseSourceSpec, registryHosts } from "../transports/parse";
+import { StoreFirstSource } from "../store/cached";
 import { createRegistryClient, type RegistryOptions } from "../registry/setup";
-import { Store } from "../transports/store";
+import { Store } from "../store/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import type { StreamFormat } from "../compression/sniff";
 import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
 import { writeOutput } from "./output";
 import { bundleEntries, layoutTar } from "./writer";
-import { planLayout, type LayoutPlan } from "./plan";
+import { planLayout, type LayoutPlan } from "../transports/plan";
 import { PositionalTar } from "./tar-file";
 import { toolVersion } from "../version";
 import { tempSibling } from "../util/atomic";
@@ -153,7 +153,7 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
   const seenNames = new Set<string>();
   const specs = opts.sources.map(parseSourceSpec);
   if (specs.some((s) => s.transport === "docker")) store.prepareHashing(); // downloads are hashed there
-  const registry = createRegistryClient(opts.registry ?? {}, specs);
+  const registry = createRegistryClient(opts.registry ?? {}, registryHosts(specs));
   const sources: ImageSource[] = [];
   const work: { source: ImageSource; image: NamedImage }[] = [];
   try {

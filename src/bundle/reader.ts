@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import * as tar from "tar-stream";
 import {
-  Annotation,
+  imageName,
   checkBytes,
   MAX_JSON_BYTES,
   parseConfig,
@@ -17,7 +17,8 @@ import { DigestStream, isDigest, shortDigest, type Digest } from "../oci/digest"
 import { isIndex, isManifest, isNonDistributable } from "../oci/mediatypes";
 import { safeTarPath } from "../util/tar-index";
 import type { StreamFormat } from "../compression/sniff";
-import { BUNDLE_FORMAT_VERSION, METADATA_FILE, type BundleMetadata, type DockerManifestEntry } from "./format";
+import { BUNDLE_FORMAT_VERSION, METADATA_FILE, type BundleMetadata } from "./format";
+import { parseDockerManifest, type DockerManifestEntry } from "../oci/docker-manifest";
 import { openTarStream } from "./input";
 
 type Kind = "index" | "manifest" | "config" | "layer" | "extra";
@@ -190,17 +191,12 @@ export async function readBundle(
         } else if (path === "index.json") {
           contents.index = parseIndex(bytes, `${label}: index.json`);
           for (const d of contents.index.manifests) {
-            const name = d.annotations?.[Annotation.containerdName] ?? d.annotations?.[Annotation.refName] ?? d.digest;
+            const name = imageName(d);
             expect(d, isIndex(d.mediaType) ? "index" : isManifest(d.mediaType) ? "manifest" : "extra", `image ${name}`);
           }
           sawIndex = true;
         } else if (path === "manifest.json") {
-          const wrapped = parseJson(
-            Buffer.concat([Buffer.from('{"m":'), bytes, Buffer.from("}")]),
-            `${label}: manifest.json`,
-          );
-          if (!Array.isArray(wrapped.m)) throw new Error(`${label}: manifest.json is not a JSON array`);
-          contents.dockerManifest = wrapped.m as DockerManifestEntry[];
+          contents.dockerManifest = parseDockerManifest(bytes, `${label}: manifest.json`);
         } else if (path === METADATA_FILE) {
           const meta = parseJson(bytes, `${label}: ${METADATA_FILE}`) as unknown as BundleMetadata;
           if (typeof meta.airpackBundleVersion !== "number" || meta.airpackBundleVersion > BUNDLE_FORMAT_VERSION) {

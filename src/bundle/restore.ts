@@ -6,12 +6,14 @@ import type { Readable } from "node:stream";
 import { Annotation, encodeJson, parseJson, type Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { regenerateGzipThreaded } from "../recipes/threaded";
-import { describeRecipe, type GzipRecipe } from "../recipes/identify";
+import { describeRecipe } from "../recipes/identify";
+import type { GzipRecipe } from "../recipes/format";
 import { defaultThreads } from "../compression/codecs";
 import { allSettledOrThrow, Limiter } from "../util/pool";
 import { blobPath } from "../transports/layout";
 import { streamToFile } from "../util/atomic";
-import type { BundleMetadata, DockerManifestEntry } from "./format";
+import type { BundleMetadata } from "./format";
+import { parseDockerManifest } from "../oci/docker-manifest";
 import { METADATA_FILE } from "./format";
 import type { UnpackSink } from "./reader";
 import { drain } from "../util/streams";
@@ -120,8 +122,7 @@ export class RestoringSink implements UnpackSink {
       return this.inner.file(name, encodeJson(doc));
     }
     if (name === "manifest.json") {
-      const wrapped = parseJson(Buffer.concat([Buffer.from('{"m":'), bytes, Buffer.from("}")]), name);
-      const entries = (wrapped.m as DockerManifestEntry[]).map((e) => {
+      const entries = parseDockerManifest(bytes, name).map((e) => {
         const converted = e.Layers.map((p) => `sha256:${p.slice("blobs/sha256/".length)}`);
         const map = this.layerMaps.find(
           (m) =>

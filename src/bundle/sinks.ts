@@ -11,7 +11,7 @@ import type { UnpackSink } from "./reader";
 import { TarWriter } from "./tar-writer";
 import { writeOutput } from "./output";
 import { drain } from "../util/streams";
-import type { Store } from "../transports/store";
+import type { Store } from "../store/store";
 
 /** verify: consume and discard. */
 export class NullSink implements UnpackSink {

@@ -1,5 +1,5 @@
 import { describeRecipe } from "../recipes/identify";
-import { Annotation, type Descriptor } from "../oci/descriptor";
+import { imageName, type Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
 import { isIndex, layerCompression } from "../oci/mediatypes";
 import { formatPlatform } from "../oci/platform";
@@ -7,12 +7,12 @@ import { openInput } from "./input";
 import { readBundle, type BundleContents, type UnpackSink } from "./reader";
 import { LayoutDirSink, NullSink, StoreSink, TarSink } from "./sinks";
 import { copyImage } from "../copy/copy";
-import type { LayerMode } from "../compression/layer-modes";
-import { Store } from "../transports/store";
+import type { LayerMode } from "../copy/layer-modes";
+import { Store } from "../store/store";
 import type { NamedImage } from "../transports/types";
-import { UsageError } from "../transports/parse";
+import { UsageError } from "../util/errors";
 import type { ProgressListener } from "../util/progress";
-import { planLayout } from "./plan";
+import { planLayout } from "../transports/plan";
 import { RestoringSink } from "./restore";
 import type { BundleMetadata } from "./format";
 import { writePlan } from "./writer";
@@ -63,7 +63,7 @@ export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
   const contents = await readBundle(openInput(opts.input), label(opts.input), new StoreSink(store), readOpts);
   const converted: NamedImage[] = [];
   for (const root of contents.index.manifests) {
-    const name = root.annotations?.[Annotation.containerdName] ?? root.annotations?.[Annotation.refName] ?? root.digest;
+    const name = imageName(root);
     const image: NamedImage = { name, descriptor: root, source: label(opts.input) };
     const report = await copyImage(store, store, image, {
       layers: opts.layers,
@@ -145,7 +145,7 @@ export function summarize(contents: BundleContents): BundleSummary {
     uncompressedKnown: true,
   };
   const images: ImageSummary[] = contents.index.manifests.map((root) => {
-    const name = root.annotations?.[Annotation.containerdName] ?? root.annotations?.[Annotation.refName] ?? root.digest;
+    const name = imageName(root);
     const metaImage = meta?.images.find((i) => i.name === name);
     const leaves: Descriptor[] = [];
     const walk = (d: Descriptor): void => {

@@ -6,7 +6,7 @@ import type { ImageSource, NamedImage } from "../transports/types";
 import type { ProgressListener } from "../util/progress";
 import { meter } from "../util/progress";
 import { METADATA_FILE, type BundleMetadata } from "./format";
-import { planLayout, type LayoutPlan } from "./plan";
+import { planLayout, type LayoutPlan } from "../transports/plan";
 import { TarWriter } from "./tar-writer";
 import type { UnpackSink } from "./reader";
 

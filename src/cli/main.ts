@@ -4,14 +4,14 @@ import { homedir } from "node:os";
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import yargs, { type Argv } from "yargs";
-import { layerModes, type LayerMode } from "../compression/layer-modes";
+import { layerModes, type LayerMode } from "../copy/layer-modes";
 import type { StreamFormat } from "../compression/sniff";
 import { formatFromName } from "../bundle/extensions";
 import { pack } from "../bundle/pack";
 // The other commands load their implementation when they run: a pack never pays for unpack's.
 import type { BundleSummary, UnpackFormat } from "../bundle/unpack";
 import { hostPlatform, parsePlatformString } from "../oci/platform";
-import { UsageError } from "../transports/parse";
+import { UsageError } from "../util/errors";
 import { toolVersion } from "../version";
 import { formatBytes, printJson, table } from "./output";
 import { createReporter } from "./progress";
@@ -386,8 +386,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
           .example("$0 cache prune", "drop blobs no cached image uses"),
       async (a) => {
         const [{ Store }, { listStore, pruneStore }] = await Promise.all([
-          import("../transports/store.js"),
-          import("../transports/store-admin.js"),
+          import("../store/store.js"),
+          import("../store/admin.js"),
         ]);
         const store = await Store.open(a.cache);
         if (a.action === "ls") {

@@ -1,5 +1,5 @@
-import { convertLayer, type ConvertOptions, type LayerResult } from "../compression/convert";
-import type { LayerMode } from "../compression/layer-modes";
+import { convertLayer, type ConvertOptions, type LayerResult } from "./layer";
+import type { LayerMode } from "../copy/layer-modes";
 import {
   encodeJson,
   parseConfig,
@@ -21,10 +21,10 @@ import {
   type Family,
 } from "../oci/mediatypes";
 import { formatPlatform, isAttestationPlatform, platformMatches, type Platform } from "../oci/platform";
-import type { Store } from "../transports/store";
+import type { Store } from "../store/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import { mapPool, type Limiter } from "../util/pool";
-import type { GzipRecipe } from "../recipes/identify";
+import type { GzipRecipe } from "../recipes/format";
 import type { ProgressListener } from "../util/progress";
 
 export interface CopyOptions {

@@ -45,6 +45,11 @@ export const Annotation = {
   containerdName: "io.containerd.image.name",
 } as const;
 
+/** How an index.json entry is named: containerd's full name, else the OCI ref name, else its digest. */
+export function imageName(entry: Pick<Descriptor, "digest" | "annotations">): string {
+  return entry.annotations?.[Annotation.containerdName] ?? entry.annotations?.[Annotation.refName] ?? entry.digest;
+}
+
 type Json = Record<string, unknown>;
 
 export function parseJson(bytes: Uint8Array, what: string, limit = MAX_JSON_BYTES): Json {

@@ -3,12 +3,7 @@ import { createPgzipDeflate } from "../compression/pgzip";
 import { createGnuGzipDeflate } from "../compression/gnugzip";
 import { createPigzDeflate } from "../compression/pigz";
 import { createZlibDeflate } from "../compression/zlib";
-
-/** A streaming raw-deflate encoder; output goes to the callback given at creation. */
-export interface RawDeflateEncoder {
-  write(chunk: Uint8Array): void;
-  end(): void;
-}
+import type { RawDeflateEncoder } from "../compression/raw-deflate";
 
 /**
  * One (implementation, version range, level) that may have made a registry's gzip layer.
@@ -109,7 +104,7 @@ type Factory = () => Candidate[];
  */
 const PIGZ_SINGLE_DIFFERS = (level: number): boolean => level <= 3;
 
-/** Families in order of real-world weight (GUIDE §4); levels in order of how often tools use them. */
+/** Families in order of real-world weight (which encoders registries' layers come from: docs/recipe-format.md); levels in order of how often tools use them. */
 const families: Factory[] = [
   () => [6, 9, 1, 5, 4, 3, 2, 7, 8, -2, 0].map(goFlateCandidate),
   () => [5, 1, 6, 9, 4, 3, 2, 7, 8].map(pgzipCandidate),

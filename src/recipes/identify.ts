@@ -1,30 +1,11 @@
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { Writable } from "node:stream";
-import type { Candidate, RawDeflateEncoder } from "./encoders";
-import { crc32 } from "../compression/goflate";
+import type { Candidate } from "./encoders";
+import type { RawDeflateEncoder } from "../compression/raw-deflate";
+import { crc32 } from "../compression/crc32";
 import { gzipTrailer, parseGzipHeader } from "./gzip-header";
-
-/** One gzip member: which encoder made it and its exact header. */
-export interface GzipMemberRecipe {
-  /** Candidate id, e.g. "go-flate-6". */
-  encoder: string;
-  family: string;
-  level: number;
-  versions: string;
-  /** The exact gzip header bytes (base64). */
-  header: string;
-}
-
-/**
- * How a gzip blob can be rebuilt from its uncompressed tar: stored in airpack.json per layer. The top
- * level describes the (first) member; a blob of several concatenated members lists them all in
- * `members`, each with the number of uncompressed bytes it holds.
- */
-export interface GzipRecipe extends GzipMemberRecipe {
-  format: "gzip";
-  members?: (GzipMemberRecipe & { size: number })[];
-}
+import type { GzipRecipe } from "./format";
 
 /** The part of a file to identify: a whole blob (digest checked at the end) or one member of it. */
 export interface GzipOriginal {

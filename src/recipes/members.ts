@@ -5,7 +5,7 @@ import { DigestStream } from "../oci/digest";
 import { ReadAheadStream } from "../util/read-ahead";
 import { discard } from "../util/streams";
 import { parseGzipHeader } from "./gzip-header";
-import type { GzipMemberRecipe, GzipRecipe } from "./identify";
+import type { GzipMemberRecipe, GzipRecipe } from "./format";
 import { identifyGzipThreaded, regenerateGzipThreaded } from "./threaded";
 
 /** Where one member of a gzip file lies, and how much it inflates to. */

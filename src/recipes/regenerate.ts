@@ -1,8 +1,9 @@
 import { Transform, type TransformCallback } from "node:stream";
-import { candidateById, type Candidate, type RawDeflateEncoder } from "./encoders";
-import { crc32 } from "../compression/goflate";
+import { candidateById, type Candidate } from "./encoders";
+import type { RawDeflateEncoder } from "../compression/raw-deflate";
+import { crc32 } from "../compression/crc32";
 import { gzipTrailer } from "./gzip-header";
-import type { GzipMemberRecipe, GzipRecipe } from "./identify";
+import type { GzipMemberRecipe, GzipRecipe } from "./format";
 
 /** A member to rebuild; `size` (uncompressed bytes) is unbounded for a single-member recipe. */
 interface Member {

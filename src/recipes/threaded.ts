@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { Worker } from "node:worker_threads";
-import type { GzipOriginal, GzipRecipe } from "./identify";
+import type { GzipOriginal } from "./identify";
+import type { GzipRecipe } from "./format";
 import type { FromWorker, ToWorker, WorkerJob } from "./worker";
 
 /** Chunks in flight to the worker before the stream waits (bounded memory). */

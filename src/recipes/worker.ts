@@ -7,7 +7,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { allCandidates } from "./encoders";
 import { regenerateGzip } from "./regenerate";
-import { GzipIdentifier, type GzipOriginal, type GzipRecipe } from "./identify";
+import { GzipIdentifier, type GzipOriginal } from "./identify";
+import type { GzipRecipe } from "./format";
 
 export type WorkerJob =
   { kind: "regenerate"; recipe: GzipRecipe } | { kind: "identify"; file: string; original: GzipOriginal };

@@ -1,6 +1,4 @@
 import { readFileSync } from "node:fs";
-import { parseReference } from "../oci/reference";
-import type { SourceSpec } from "../transports/parse";
 import { RegistryClient } from "./client";
 import { defaultCredentials, type Credential } from "./credentials";
 import { proxyFromEnv } from "./http";
@@ -16,9 +14,11 @@ export interface RegistryOptions {
   onRequest?: (method: string, url: URL) => void;
 }
 
-/** One client for every docker:// source of a command. */
-export function createRegistryClient(opts: RegistryOptions, specs: SourceSpec[]): RegistryClient {
-  const registries = specs.filter((s) => s.transport === "docker").map((s) => parseReference(s.target).registry);
+/**
+ * One client for every registry a command talks to. `registries` are the hosts the command names
+ * (e.g. "docker.io", "127.0.0.1:5000"): an explicit --username credential applies to them only.
+ */
+export function createRegistryClient(opts: RegistryOptions, registries: string[]): RegistryClient {
   let ca: string | undefined;
   if (opts.caFile) {
     try {

@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { sniffCompression } from "../compression/sniff";
-import { checkBytes, encodeJson, MAX_JSON_BYTES, parseConfig, parseJson, type Descriptor } from "../oci/descriptor";
+import { checkBytes, encodeJson, MAX_JSON_BYTES, parseConfig, type Descriptor } from "../oci/descriptor";
 import { DigestStream, sha256, type Digest } from "../oci/digest";
 import { layerMediaType, MediaType } from "../oci/mediatypes";
 import { normalizeName, tryNormalizeName } from "../oci/reference";
@@ -10,26 +10,7 @@ import type { FileTree } from "../util/files";
 import { OciLayoutSource, repoFromPath } from "./layout";
 import type { ImageSource, NamedImage } from "./types";
 import { verifiedStream } from "./verify";
-
-interface DockerManifestEntry {
-  Config: string;
-  RepoTags: string[];
-  Layers: string[];
-}
-
-function parseDockerManifest(bytes: Uint8Array, what: string): DockerManifestEntry[] {
-  const wrapped = parseJson(Buffer.concat([Buffer.from('{"m":'), Buffer.from(bytes), Buffer.from("}")]), what);
-  const list = wrapped.m;
-  if (!Array.isArray(list)) throw new Error(`${what}: expected a JSON array`);
-  return list.map((raw, i) => {
-    const e = raw as Record<string, unknown>;
-    const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string");
-    if (typeof e.Config !== "string" || !strings(e.Layers)) {
-      throw new Error(`${what}[${i}]: entry needs Config and Layers`);
-    }
-    return { Config: e.Config, Layers: e.Layers, RepoTags: strings(e.RepoTags) ? e.RepoTags : [] };
-  });
-}
+import { parseDockerManifest, type DockerManifestEntry } from "../oci/docker-manifest";
 
 /** A blob that lives at a path in the archive rather than under its digest. */
 interface PathBlob {

@@ -5,6 +5,8 @@ import { OciLayoutSource } from "./layout";
 import type { ImageSource } from "./types";
 import { RegistrySource } from "./registry";
 import type { RegistryClient } from "../registry/client";
+import { UsageError } from "../util/errors";
+import { parseReference } from "../oci/reference";
 
 export type TransportName = "oci" | "oci-archive" | "docker-archive" | "docker";
 
@@ -34,7 +36,10 @@ export function parseSourceSpec(text: string): SourceSpec {
   return { transport: "docker", target: text, text };
 }
 
-export class UsageError extends Error {}
+/** The registry hosts docker:// sources name, for the registry client's credentials. */
+export function registryHosts(specs: SourceSpec[]): string[] {
+  return specs.filter((s) => s.transport === "docker").map((s) => parseReference(s.target).registry);
+}
 
 export interface SourceContext {
   /** Needed for docker:// sources. */

@@ -11,11 +11,11 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { copyImage, type CopyOptions } from "../../src/copy/copy";
 import { OciLayoutSource } from "../../src/transports/layout";
-import { Store } from "../../src/transports/store";
+import { Store } from "../../src/store/store";
 import { DirTree } from "../../src/util/files";
 import { FIXTURES } from "../helpers/cli";
 import { makeTempDir, removeDir } from "../helpers/peers";
-import type { LayerMode } from "../../src/compression/layer-modes";
+import type { LayerMode } from "../../src/copy/layer-modes";
 
 interface Json {
   [k: string]: unknown;

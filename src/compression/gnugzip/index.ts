@@ -6,14 +6,10 @@
 import { GnuDeflater } from "./deflate";
 
 export { GnuDeflater } from "./deflate";
-
-export interface GnuGzipDeflate {
-  write(chunk: Uint8Array): void;
-  end(): void;
-}
+import type { RawDeflateEncoder } from "../raw-deflate";
 
 /** Streaming compressor; output is identical for any chunking of the input. */
-export function createGnuGzipDeflate(level: number, onData: (out: Uint8Array) => void): GnuGzipDeflate {
+export function createGnuGzipDeflate(level: number, onData: (out: Uint8Array) => void): RawDeflateEncoder {
   const d = new GnuDeflater(level, onData);
   return { write: (chunk) => d.write(chunk), end: () => d.end() };
 }

@@ -3,4 +3,4 @@
  * used to regenerate gzip layers produced by Go tools (BuildKit, containerd, docker, crane).
  */
 export { BEST_COMPRESSION, BEST_SPEED, DEFAULT_COMPRESSION, GoDeflater, HUFFMAN_ONLY, NO_COMPRESSION } from "./deflate";
-export { GoGzipWriter, createGoDeflate, createGoGzip, crc32, crc32Table, gzipHeader, type GoGzipHeader } from "./gzip";
+export { GoGzipWriter, createGoDeflate, createGoGzip, gzipHeader, type GoGzipHeader } from "./gzip";

@@ -17,6 +17,7 @@ import { FastEncoder, newFastEncoder } from "./fast";
 import { LazyCompressor } from "./lazy";
 import { Tokens } from "./tokens";
 import { MAX_STORE } from "./tables";
+import type { RawDeflateEncoder } from "../raw-deflate";
 
 /** pgzip's default block size and its preset-dictionary ("tail") size. */
 export const PGZIP_BLOCK_SIZE = 1 << 20;
@@ -30,11 +31,6 @@ export interface PgzipDeflateOptions {
    * onData), so a wrong guess can be dropped before a whole 1 MiB block is compressed.
    */
   peek?: (partial: Uint8Array) => void;
-}
-
-export interface PgzipDeflate {
-  write(chunk: Uint8Array): void;
-  end(): void;
 }
 
 /** One flate writer's worth of work: compress a whole block, with an optional dictionary. */
@@ -195,7 +191,7 @@ export function createPgzipDeflate(
   level: number,
   opts: PgzipDeflateOptions | undefined,
   onData: (out: Uint8Array) => void,
-): PgzipDeflate {
+): RawDeflateEncoder {
   const blockSize = opts?.blockSize ?? PGZIP_BLOCK_SIZE;
   if (!Number.isInteger(blockSize) || blockSize <= PGZIP_TAIL_SIZE) {
     throw new RangeError(`pgzip: block size must be an integer > ${PGZIP_TAIL_SIZE}`);

@@ -30,6 +30,7 @@
  */
 import ZStream from "pako/lib/zlib/zstream.js";
 import { deflate, deflateEnd, deflateInit2, deflateReset, deflateSetDictionary } from "pako/lib/zlib/deflate.js";
+import type { RawDeflateEncoder } from "../raw-deflate";
 
 /** pigz's default block size (-b 128) and its preset-dictionary size (DICT). */
 export const PIGZ_BLOCK_SIZE = 131072;
@@ -53,11 +54,6 @@ export interface PigzDeflateOptions {
    * otherwise depend on the number. Default 2 (multi-threaded).
    */
   threads?: number;
-}
-
-export interface PigzDeflate {
-  write(chunk: Uint8Array): void;
-  end(): void;
 }
 
 /** One zlib deflate stream (raw, windowBits 15, memLevel 8) plus pigz's flush discipline. */
@@ -152,7 +148,7 @@ export function createPigzDeflate(
   level: number,
   onData: (out: Uint8Array) => void,
   options: PigzDeflateOptions = {},
-): PigzDeflate {
+): RawDeflateEncoder {
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new RangeError(`pigz: unsupported level ${level}`);
   const blockSize = options.blockSize ?? PIGZ_BLOCK_SIZE;
   if (!Number.isInteger(blockSize) || blockSize < PIGZ_DICT_SIZE || blockSize % 1024 !== 0) {

@@ -6,11 +6,7 @@
 import { ZlibDeflater } from "./deflate";
 
 export { ZlibDeflater } from "./deflate";
-
-export interface ZlibDeflate {
-  write(chunk: Uint8Array): void;
-  end(): void;
-}
+import type { RawDeflateEncoder } from "../raw-deflate";
 
 /**
  * Streaming raw deflate; the output equals zlib's deflate() fed the whole input at once and finished
@@ -21,7 +17,7 @@ export function createZlibDeflate(
   level: number,
   onData: (out: Uint8Array) => void,
   peek?: (partial: Uint8Array) => void,
-): ZlibDeflate {
+): RawDeflateEncoder {
   const d = new ZlibDeflater(level, onData, peek);
   return { write: (chunk) => d.write(chunk), end: () => d.end() };
 }

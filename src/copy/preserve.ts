@@ -2,19 +2,19 @@ import { open } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
-import { diffIdCheck, type ConvertOptions, type LayerResult } from "../compression/convert";
+import type { ConvertOptions, LayerResult } from "./layer";
+import { diffIdCheck } from "./diff-id";
 import { decompressStream } from "../compression/codecs";
 import type { Descriptor } from "../oci/descriptor";
 import { shortDigest, type Digest } from "../oci/digest";
 import { layerMediaType, mediaTypeInfo } from "../oci/mediatypes";
-import type { Store } from "../transports/store";
+import type { Store } from "../store/store";
 import { meter } from "../util/progress";
 import { allSettledOrThrow } from "../util/pool";
-import type { GzipRecipe } from "./identify";
-import { identifyGzipThreaded } from "./threaded";
-import { identifyGzipMembers } from "./members";
+import type { GzipRecipe } from "../recipes/format";
+import { identifyGzipThreaded } from "../recipes/threaded";
+import { identifyGzipMembers } from "../recipes/members";
 
-const RECIPE_RECORD = "recipe";
 const NO_MATCH = "kept: original (no matching encoder)";
 
 /**
@@ -33,7 +33,7 @@ export async function preserveGzipLayer(
 ): Promise<LayerResult> {
   const info = mediaTypeInfo(layer.mediaType);
   const uncompressedType = layerMediaType(opts.family, "none", info?.nonDistributable);
-  const prior = await store.readRecord(layer.digest, RECIPE_RECORD);
+  const prior = await store.records.recipe(layer.digest);
   const asStored = (recipe: GzipRecipe, size: number): LayerResult => ({
     descriptor: {
       mediaType: uncompressedType,
@@ -53,8 +53,7 @@ export async function preserveGzipLayer(
         keptReason: NO_MATCH,
         ...(uncompressedSize !== undefined ? { uncompressedSize } : {}),
       };
-    if (await store.hasBlob({ digest: diffId, size: Number(prior.size) }))
-      return asStored(prior.recipe as GzipRecipe, Number(prior.size));
+    if (await store.hasBlob({ digest: diffId, size: prior.size })) return asStored(prior.recipe, prior.size);
   }
 
   const identifier = identifyGzipThreaded(store.blobFile(layer), { digest: layer.digest, size: layer.size });
@@ -79,7 +78,7 @@ export async function preserveGzipLayer(
   ] as const);
   if (stored.digest !== diffId) throw new Error(`${what}: uncompressed content does not match the config's diff_id`);
   const recipe = identifier.recipe ?? (await identifyMultiMember(store, layer, stored));
-  await store.writeRecord(layer.digest, RECIPE_RECORD, { recipe: recipe ?? null, size: stored.size });
+  await store.records.recordRecipe(layer.digest, { recipe: recipe ?? null, size: stored.size });
   if (!recipe) return { descriptor: layer, action: "copied", uncompressedSize: stored.size, keptReason: NO_MATCH };
   return asStored(recipe, stored.size);
 }

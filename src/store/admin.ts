@@ -1,9 +1,9 @@
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { planLayout } from "../bundle/plan";
-import { Annotation } from "../oci/descriptor";
+import { planLayout } from "../transports/plan";
+import { imageName } from "../oci/descriptor";
 import type { Store } from "./store";
-import type { NamedImage } from "./types";
+import type { NamedImage } from "../transports/types";
 
 export interface StoreListing {
   root: string;
@@ -25,7 +25,7 @@ async function blobFiles(store: Store): Promise<{ hex: string; size: number }[]>
 async function namedImages(store: Store): Promise<NamedImage[]> {
   const entries = await store.readIndex().catch(() => []);
   return entries.map((d) => ({
-    name: d.annotations?.[Annotation.containerdName] ?? d.annotations?.[Annotation.refName] ?? d.digest,
+    name: imageName(d),
     descriptor: d,
     source: store.label,
   }));

@@ -4,15 +4,16 @@ import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
 import type { FileSpot } from "../util/file-writer";
 import type { Descriptor } from "../oci/descriptor";
-import { DigestStream, shortDigest, type Digest } from "../oci/digest";
+import { shortDigest, type Digest } from "../oci/digest";
 import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
-import type { Store } from "../transports/store";
+import type { Store } from "../store/store";
 import type { ImageSource } from "../transports/types";
 import { meter, progressCounter, type ProgressListener } from "../util/progress";
-import { compressStream, decompressStream } from "./codecs";
+import { compressStream, decompressStream } from "../compression/codecs";
+import { diffIdCheck } from "./diff-id";
 import type { Limiter } from "../util/pool";
-import type { GzipRecipe } from "../recipes/identify";
-import type * as Preserve from "../recipes/preserve";
+import type { GzipRecipe } from "../recipes/format";
+import type * as Preserve from "./preserve";
 
 export function targetCompression(mode: LayerMode, current: Compression): Compression {
   return mode === "keep" ? current : mode === "uncompressed" ? "none" : mode;
@@ -53,12 +54,9 @@ export interface LayerResult {
   keptReason?: string;
 }
 
-const DIFF_ID_RECORD = "diffid";
-
 /** The encoder models load only for --preserve-digests (they are most of pack's start-up code). */
-function preserve(): typeof Preserve {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require("../recipes/preserve") as typeof Preserve;
+function preserve(): Promise<typeof Preserve> {
+  return import("./preserve.js");
 }
 
 /**
@@ -95,16 +93,15 @@ export async function convertLayer(
     if (from !== "gzip" || !diffId) {
       return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
     }
-    const identify = (): Promise<LayerResult> =>
-      preserve().preserveGzipLayer(store, layer, diffId, what, opts, copied.uncompressedSize);
+    const identify = async (): Promise<LayerResult> =>
+      (await preserve()).preserveGzipLayer(store, layer, diffId, what, opts, copied.uncompressedSize);
     return opts.cpu ? opts.cpu.run(identify) : identify();
   }
 
   const targetType = layerMediaType(opts.family, to, info.nonDistributable);
-  const cacheKey = `${to}`;
-  const cached = await store.cachedConversion(layer.digest, cacheKey);
+  const cached = await store.records.converted(layer.digest, to);
   if (cached) {
-    const measured = await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
+    const measured = await store.records.diffId(layer.digest);
     return {
       descriptor: withType(layer, cached, targetType),
       action: "cached",
@@ -123,20 +120,9 @@ export async function convertLayer(
   ];
   const result = await store.ingest(raw, stages, opts.signal);
   const descriptor = withType(layer, result, targetType);
-  await store.recordConversion(layer.digest, cacheKey, descriptor);
-  await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
-    mediaType: "diff_id",
-    digest: diffId,
-    size: diffCheck.size,
-  });
+  await store.records.recordConverted(layer.digest, to, descriptor);
+  await store.records.recordDiffId(layer.digest, diffId, diffCheck.size);
   return { descriptor, action: "converted", uncompressedSize: diffCheck.size };
-}
-
-export function diffIdCheck(diffId: Digest, what: string): DigestStream {
-  return new DigestStream(
-    { digest: diffId },
-    `${what}: uncompressed content does not match the config's diff_id ${shortDigest(diffId)}…`,
-  );
 }
 
 /**
@@ -159,18 +145,14 @@ async function copyBlob(
   }
   if (await store.hasBlob(layer)) {
     if (compression === "none") return { descriptor, action: "copied", uncompressedSize: layer.size };
-    const measured = await store.cachedConversion(layer.digest, DIFF_ID_RECORD, false);
+    const measured = await store.records.diffId(layer.digest);
     if (measured || compression === undefined || diffId === undefined || !opts.verifyDiffIds) {
       return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
     }
     // In the store but never checked against this diff_id: check it from the stored copy.
     const check = diffIdCheck(diffId, what);
     await pipeline(await store.blob(layer, what, opts.signal), decompressStream(compression, what), check, discard());
-    await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
-      mediaType: "diff_id",
-      digest: diffId,
-      size: check.size,
-    });
+    await store.records.recordDiffId(layer.digest, diffId, check.size);
     return { descriptor, action: "copied", uncompressedSize: check.size };
   }
   const open = async (): Promise<Readable> => {
@@ -201,11 +183,7 @@ async function copyBlob(
   const side = pipeline(metered, decompressStream(compression, what), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
   await store.putSourceBlob(layer, metered, what, opts.signal, { gate: side });
-  await store.recordConversion(layer.digest, DIFF_ID_RECORD, {
-    mediaType: "diff_id",
-    digest: diffId,
-    size: check.size,
-  });
+  await store.records.recordDiffId(layer.digest, diffId, check.size);
   return { descriptor, action: "copied", uncompressedSize: check.size };
 }
 

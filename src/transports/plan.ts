@@ -1,9 +1,9 @@
 import { Annotation, encodeJson, parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
 import { isIndex, isManifest, isNonDistributable, MediaType } from "../oci/mediatypes";
 import { hostPlatform, isAttestationPlatform, platformMatches } from "../oci/platform";
-import { blobPath } from "../transports/layout";
-import type { ImageSource, NamedImage } from "../transports/types";
-import type { DockerManifestEntry } from "./format";
+import { blobPath } from "./layout";
+import type { ImageSource, NamedImage } from "./types";
+import { dockerTag, type DockerManifestEntry } from "../oci/docker-manifest";
 
 /** Everything a layout tar needs, small documents first so readers can plan before layers. */
 export interface LayoutPlan {
@@ -107,12 +107,4 @@ async function dockerEntries(
     byManifest.set(chosen.digest, entry);
   }
   return [...byManifest.values()];
-}
-
-/** docker shows docker.io/library/x as x; keep other registries as they are. Digest-only names get no tag. */
-export function dockerTag(name: string): string | undefined {
-  if (name.includes("@")) return undefined;
-  const lastSlash = name.lastIndexOf("/");
-  if (name.lastIndexOf(":") <= lastSlash) return undefined;
-  return name.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
 }

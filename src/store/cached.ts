@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { Descriptor } from "../oci/descriptor";
 import type { Store } from "./store";
-import type { ImageSource, NamedImage } from "./types";
+import type { ImageSource, NamedImage } from "../transports/types";
 
 /**
  * Reads through the store first, so a warm cache makes no requests for blobs it holds. It asks

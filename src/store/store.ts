@@ -3,8 +3,8 @@ import { mkdir, readFile, rename, rm, stat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Annotation, encodeJson, parseIndex, parseJson, type Descriptor } from "../oci/descriptor";
-import { DigestStream, digestHex, parseDigest, type Digest } from "../oci/digest";
+import { Annotation, encodeJson, parseIndex, type Descriptor } from "../oci/descriptor";
+import { DigestStream, type Digest } from "../oci/digest";
 import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
@@ -14,8 +14,9 @@ import { HashThread, inlineHasher } from "../util/hash-thread";
 import { BlockPool, WRITE_BLOCK } from "../util/block-pool";
 import { directIoWanted } from "../util/direct-io";
 import { allSettledOrThrow } from "../util/pool";
-import { blobPath, OciLayoutSource } from "./layout";
-import type { ImageSink, NamedImage } from "./types";
+import { blobPath, OciLayoutSource } from "../transports/layout";
+import type { ImageSink, NamedImage } from "../transports/types";
+import { ConversionRecords } from "./records";
 
 const signalOption = (signal: AbortSignal | undefined): { signal?: AbortSignal } => (signal ? { signal } : {});
 
@@ -46,8 +47,12 @@ export class Store extends OciLayoutSource implements ImageSink {
   /** Write blocks shared by every blob this process writes (see BlockPool). */
   readonly blocks = new BlockPool();
 
+  /** What earlier runs learnt about source layers (conversions, diff_ids, recipes). */
+  readonly records: ConversionRecords;
+
   private constructor(readonly root: string) {
     super(new DirTree(root), `store ${root}`);
+    this.records = new ConversionRecords(join(root, "airpack", "conversions"), (desc) => this.hasBlob(desc));
   }
 
   static async open(root: string): Promise<Store> {
@@ -258,38 +263,6 @@ export class Store extends OciLayoutSource implements ImageSink {
     } finally {
       await rm(tmp, { force: true });
     }
-  }
-
-  private conversionFile(source: Digest, mode: string): string {
-    return join(this.root, "airpack", "conversions", `${digestHex(source)}.${mode}.json`);
-  }
-
-  /** A conversion done before (source layer digest + mode → stored result), if its blob is still here. */
-  async cachedConversion(source: Digest, mode: string, needBlob = true): Promise<Descriptor | undefined> {
-    try {
-      const doc = parseJson(await readFile(this.conversionFile(source, mode)), "conversion cache");
-      const desc = { mediaType: String(doc.mediaType), digest: parseDigest(doc.digest), size: Number(doc.size) };
-      return !needBlob || (await this.hasBlob(desc)) ? desc : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** A small JSON record about a source blob (e.g. its recipe), kept beside the conversion cache. */
-  async readRecord(source: Digest, kind: string): Promise<Record<string, unknown> | undefined> {
-    try {
-      return parseJson(await readFile(this.conversionFile(source, kind)), "store record");
-    } catch {
-      return undefined;
-    }
-  }
-
-  async writeRecord(source: Digest, kind: string, record: object): Promise<void> {
-    await writeFileAtomic(this.conversionFile(source, kind), encodeJson(record));
-  }
-
-  async recordConversion(source: Digest, mode: string, result: Descriptor): Promise<void> {
-    await writeFileAtomic(this.conversionFile(source, mode), encodeJson(result));
   }
 
   async tag(image: NamedImage): Promise<void> {

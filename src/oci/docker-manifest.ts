@@ -1,0 +1,36 @@
+import { parseJson } from "./descriptor";
+
+/** One image of a docker `manifest.json` (docker save / docker load), paths relative to the archive root. */
+export interface DockerManifestEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
+export const DOCKER_MANIFEST_FILE = "manifest.json";
+
+/**
+ * Parse a docker manifest.json, a JSON array. parseJson only takes objects (its size cap and
+ * error wording are what every document gets), so the array is parsed wrapped in one.
+ */
+export function parseDockerManifest(bytes: Uint8Array, label: string): DockerManifestEntry[] {
+  const wrapped = parseJson(Buffer.concat([Buffer.from('{"m":'), Buffer.from(bytes), Buffer.from("}")]), label);
+  const list = wrapped.m;
+  if (!Array.isArray(list)) throw new Error(`${label}: expected a JSON array`);
+  return list.map((raw, i) => {
+    const e = raw as Record<string, unknown>;
+    const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string");
+    if (typeof e !== "object" || e === null || typeof e.Config !== "string" || !strings(e.Layers)) {
+      throw new Error(`${label}[${i}]: entry needs Config and Layers`);
+    }
+    return { Config: e.Config, Layers: e.Layers, RepoTags: strings(e.RepoTags) ? e.RepoTags : [] };
+  });
+}
+
+/** docker shows docker.io/library/x as x; keep other registries as they are. Digest-only names get no tag. */
+export function dockerTag(name: string): string | undefined {
+  if (name.includes("@")) return undefined;
+  const lastSlash = name.lastIndexOf("/");
+  if (name.lastIndexOf(":") <= lastSlash) return undefined;
+  return name.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
+}
