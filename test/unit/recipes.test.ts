@@ -15,7 +15,7 @@ import { GzipIdentifier, describeRecipe, type GzipRecipe } from "../../src/recip
 import { identifyGzipMembers, scanGzipMembers } from "../../src/recipes/members";
 import { goGzip, haveGo } from "../helpers/gogzip";
 import { regenerateGzip } from "../../src/recipes/regenerate";
-import { makeTempDir, removeDir } from "../helpers/peers";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { gnuGzip, pigz, pythonGzip } from "../helpers/reference-gzip";
 
 let dir: string;
