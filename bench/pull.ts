@@ -1,5 +1,5 @@
 /**
- * Bench part A, "Pull from real registries": a real CNCF registry (test/helpers/peers.ts) holding
+ * Bench part A, "Pull from real registries": a real CNCF registry (test/helpers/peers/registry.ts) holding
  * images whose layers skopeo gzipped on push (pgzip level 1, like real registry images); then
  *   - `airpack pack HOST/bench/img1:1 … --layers keep --compress none` against `skopeo copy
  *     docker://… oci:DIR:imgN` for every image (summed), interleaved, best of BENCH_PULL_REPEAT;
@@ -9,7 +9,9 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
-import { createSkopeo, missingTools, startRegistry, type Registry, type Skopeo } from "../test/helpers/peers";
+import { missingTools } from "../test/helpers/peers/process";
+import { startRegistry, type Registry } from "../test/helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../test/helpers/peers/skopeo";
 import {
   AIRPACK,
   KEEP,
@@ -46,7 +48,7 @@ const LAYER_ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
 ].join(", ");
 
-/** argv that runs `skopeo ARGS` with the helper's isolated state, as its run() does (peers.ts). */
+/** argv that runs `skopeo ARGS` with the helper's isolated state, as its run() does (test/helpers/peers/skopeo.ts). */
 function skopeoArgv(s: Skopeo, args: string[]): string[] {
   const global = [
     "--policy",

@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, writeFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { FIXTURES, runAirpack, pack } from "../helpers/cli";
-import { makeTempDir, removeDir } from "../helpers/peers";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { fileItem, readTar, writeTar, type TarItem } from "../helpers/tar";
 
 let dir: string;

@@ -9,7 +9,8 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AIRPACK_BIN, REPO_ROOT, pack } from "../helpers/cli";
-import { makeTempDir, removeDir, runOk } from "../helpers/peers";
+import { runOk } from "../helpers/peers/process";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 
 let dir: string;
 

@@ -5,7 +5,7 @@ import { spawn, execFileSync } from "node:child_process";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { FIXTURES, runAirpack } from "../helpers/cli";
-import { makeTempDir, removeDir } from "../helpers/peers";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 
 let dir: string;
 

@@ -27,19 +27,11 @@ import {
   type LayoutImage,
   type OuterFormat,
 } from "../helpers/cli";
-import {
-  createPodman,
-  createSkopeo,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  runOk,
-  skipOrFail,
-  startContainerd,
-  type Containerd,
-  type Podman,
-  type Skopeo,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { createPodman, type Podman } from "../helpers/peers/podman";
+import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 
 const OCI = path.join(FIXTURES, "oci");
 const TIMEOUT = 120_000;

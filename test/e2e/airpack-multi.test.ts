@@ -24,19 +24,11 @@ import {
   type Descriptor,
   type LayoutImage,
 } from "../helpers/cli";
-import {
-  createPodman,
-  createSkopeo,
-  peersUnavailable,
-  removeDir,
-  run,
-  makeTempDir,
-  skipOrFail,
-  startContainerd,
-  type Containerd,
-  type Podman,
-  type Skopeo,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { createPodman, type Podman } from "../helpers/peers/podman";
+import { peersUnavailable, run, skipOrFail } from "../helpers/peers/process";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { removeDir, makeTempDir } from "../helpers/peers/temp";
 
 const OCI = path.join(FIXTURES, "oci");
 const TIMEOUT = 120_000;

@@ -21,17 +21,10 @@ import {
   type LayoutImage,
   type OuterFormat,
 } from "../helpers/cli";
-import {
-  createPodman,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  runOk,
-  skipOrFail,
-  startContainerd,
-  type Containerd,
-  type Podman,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { createPodman, type Podman } from "../helpers/peers/podman";
+import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 
 const OCI = path.join(FIXTURES, "oci");
 const TIMEOUT = 120_000;

@@ -26,17 +26,10 @@ import {
   tarMember,
   tarMembers,
 } from "../helpers/cli";
-import {
-  createPodman,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  runOk,
-  skipOrFail,
-  startContainerd,
-  type Containerd,
-  type Podman,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { createPodman, type Podman } from "../helpers/peers/podman";
+import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 
 const TIMEOUT = 120_000;
 

@@ -1,5 +1,5 @@
 /**
- * Smoke test of the e2e harness (test/helpers/peers.ts) against the real
+ * Smoke test of the e2e harness (test/helpers/peers/) against the real
  * containerd/ctr, podman, skopeo and registry, without any airpack code.
  */
 import assert from "node:assert/strict";
@@ -8,27 +8,13 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 
-import {
-  CommandError,
-  buildTinyOciLayout,
-  createPodman,
-  createSkopeo,
-  digestOf,
-  freePort,
-  makeSelfSignedCert,
-  makeTempDir,
-  missingTools,
-  parseCtrImages,
-  parseRegistryAccessLog,
-  removeDir,
-  run,
-  runOk,
-  skopeo,
-  startContainerd,
-  startRegistry,
-  tarLayout,
-  type TinyImage,
-} from "../helpers/peers";
+import { parseCtrImages, startContainerd } from "../helpers/peers/containerd";
+import { buildTinyOciLayout, digestOf, tarLayout, type TinyImage } from "../helpers/peers/oci-builders";
+import { createPodman } from "../helpers/peers/podman";
+import { CommandError, missingTools, run, runOk } from "../helpers/peers/process";
+import { makeSelfSignedCert, parseRegistryAccessLog, startRegistry } from "../helpers/peers/registry";
+import { createSkopeo, skopeo } from "../helpers/peers/skopeo";
+import { freePort, makeTempDir, removeDir } from "../helpers/peers/temp";
 
 const NAME = "docker.io/library/smoke:1";
 const TIMEOUT = 180_000;

@@ -10,18 +10,11 @@ import { execFileSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { airpackOk, runAirpack, pack, REPO_ROOT, sha256Of, asIndex } from "../helpers/cli";
-import {
-  createSkopeo,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  skipOrFail,
-  startContainerd,
-  startRegistry,
-  type Containerd,
-  type Registry,
-  type Skopeo,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { inspectBundle, pushFixture, registryDigest } from "../helpers/registry-fixtures";
 import { readTar, writeTar } from "../helpers/tar";
 

@@ -14,18 +14,11 @@ import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 
 import { airpackOk, assertSnapshotsFor, pack, runAirpack } from "../helpers/cli";
-import {
-  createSkopeo,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  skipOrFail,
-  startContainerd,
-  startRegistry,
-  type Containerd,
-  type Registry,
-  type Skopeo,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import {
   assertCleanFailure,
   assertStoreConsistent,

@@ -22,17 +22,10 @@ import {
   tooManyRequests,
   type FaultProxy,
 } from "../helpers/fault-proxy";
-import {
-  createSkopeo,
-  freePort,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  skipOrFail,
-  startRegistry,
-  type Registry,
-  type Skopeo,
-} from "../helpers/peers";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { freePort, makeTempDir, removeDir } from "../helpers/peers/temp";
 import {
   MediaTypes,
   assertCleanFailure,

@@ -20,17 +20,10 @@ import {
   tooManyRequests,
   type FaultProxy,
 } from "../helpers/fault-proxy";
-import {
-  createSkopeo,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  run,
-  skipOrFail,
-  startRegistry,
-  type Registry,
-  type Skopeo,
-} from "../helpers/peers";
+import { peersUnavailable, run, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import {
   startTokenServer,
   type TokenAccess,

@@ -11,16 +11,10 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import { pack, runAirpack } from "../helpers/cli";
-import {
-  createSkopeo,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  skipOrFail,
-  startRegistry,
-  type Registry,
-  type Skopeo,
-} from "../helpers/peers";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { inspectBundle, pushFixture, registryDigest } from "../helpers/registry-fixtures";
 
 const TIMEOUT = 120_000;

@@ -24,21 +24,12 @@ import {
   tarMember,
   tarMembers,
 } from "../helpers/cli";
-import {
-  createPodman,
-  createSkopeo,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  runOk,
-  skipOrFail,
-  startContainerd,
-  startRegistry,
-  type Containerd,
-  type Podman,
-  type Registry,
-  type Skopeo,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { createPodman, type Podman } from "../helpers/peers/podman";
+import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import {
   assertStoreConsistent,
   blobGetsSince,

@@ -12,20 +12,11 @@ import { after, before, describe, test, type TestContext } from "node:test";
 
 import { airpackOk, assertSnapshotsFor, pack, runAirpack } from "../helpers/cli";
 import { delayRequests, startFaultProxy, type FaultProxy } from "../helpers/fault-proxy";
-import {
-  createSkopeo,
-  makeSelfSignedCert,
-  makeTempDir,
-  peersUnavailable,
-  removeDir,
-  skipOrFail,
-  startContainerd,
-  startRegistry,
-  type Containerd,
-  type Registry,
-  type SelfSignedCert,
-  type Skopeo,
-} from "../helpers/peers";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { makeSelfSignedCert, startRegistry, type Registry, type SelfSignedCert } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import {
   assertCleanFailure,
   assertStoreConsistent,

@@ -8,7 +8,8 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 
-import { run, runOk, type Containerd } from "./peers";
+import type { Containerd } from "./peers/containerd";
+import { run, runOk } from "./peers/process";
 
 /** Repository root (this file is compiled to dist/test/helpers/cli.js). */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");

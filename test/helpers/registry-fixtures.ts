@@ -24,7 +24,8 @@ import {
   type Descriptor,
   type ImageManifest,
 } from "./cli";
-import type { Registry, RegistryRequest, Skopeo } from "./peers";
+import type { Registry, RegistryRequest } from "./peers/registry";
+import type { Skopeo } from "./peers/skopeo";
 
 /** The fixture OCI layout (see fixtures/out/FIXTURES.md). */
 export const LAYOUT = path.join(FIXTURES, "oci");

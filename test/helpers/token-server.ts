@@ -19,7 +19,9 @@ import * as fs from "node:fs/promises";
 import * as http from "node:http";
 import * as path from "node:path";
 
-import { makeTempDir, removeDir, runOk, type RegistryTokenAuth } from "./peers";
+import { runOk } from "./peers/process";
+import type { RegistryTokenAuth } from "./peers/registry";
+import { makeTempDir, removeDir } from "./peers/temp";
 
 export type TokenAlg = "ES256" | "RS256";
 /** How the token names its signing key: the certificate itself (`x5c`) or its libtrust key id (`kid`). */

@@ -14,7 +14,7 @@ import { OciLayoutSource } from "../../src/transports/layout";
 import { Store } from "../../src/store/store";
 import { DirTree } from "../../src/util/files";
 import { FIXTURES } from "../helpers/cli";
-import { makeTempDir, removeDir } from "../helpers/peers";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import type { LayerMode } from "../../src/copy/layer-modes";
 
 interface Json {

@@ -16,7 +16,7 @@ import type { GzipRecipe } from "../../src/recipes/format";
 import { identifyGzipMembers, scanGzipMembers } from "../../src/recipes/members";
 import { goGzip, haveGo } from "../helpers/gogzip";
 import { regenerateGzip } from "../../src/recipes/regenerate";
-import { makeTempDir, removeDir } from "../helpers/peers";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { gnuGzip, pigz, pythonGzip } from "../helpers/reference-gzip";
 
 let dir: string;
