@@ -4,15 +4,18 @@ import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
 import { formatPlatform } from "../oci/platform";
-import { openSource, parseSourceSpec, registryHosts } from "../transports/parse";
+import { parseSourceSpec, registryHosts } from "../transports/parse";
 import { StoreFirstSource } from "../store/cached";
 import { createRegistryClient, type RegistryOptions } from "../registry/setup";
 import { Store } from "../store/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import type { StreamFormat } from "../compression/sniff";
 import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
-import { writeOutput } from "./output";
-import { bundleEntries, layoutTar } from "./writer";
+import { bundleEntries, layoutFiles } from "./writer";
+import { ArchiveSink } from "./sinks";
+import { copyToLayout } from "../copy/layout";
+import { openSource } from "./open";
+import { BundleSource } from "./source";
 import { planLayout, type LayoutPlan } from "../transports/plan";
 import { PositionalTar } from "./tar-file";
 import { toolVersion } from "../version";
@@ -42,7 +45,7 @@ export interface PackResult {
   foreign: Descriptor[];
 }
 
-function toBundleImage(r: ImageReport, preserved: boolean): BundleImage {
+function toBundleImage(r: ImageReport): BundleImage {
   return {
     name: r.name,
     source: r.source,
@@ -75,7 +78,7 @@ function toBundleImage(r: ImageReport, preserved: boolean): BundleImage {
         ...(l.keptReason ? { kept: l.keptReason } : {}),
       })),
     })),
-    ...(preserved
+    ...(r.preserved
       ? { restored: { digest: r.restored.digest, mediaType: r.restored.mediaType, size: r.restored.size } }
       : {}),
     skipped: r.skipped,
@@ -150,34 +153,40 @@ async function writesInPlace(opts: PackOptions): Promise<boolean> {
 /** Copy every image of every source into the store, images side by side. */
 async function copyAll(store: Store, opts: PackOptions): Promise<{ report: ImageReport; image: NamedImage }[]> {
   const cpu = opts.cpu ?? new Limiter(defaultThreads());
-  const seenNames = new Set<string>();
   const specs = opts.sources.map(parseSourceSpec);
   if (specs.some((s) => s.transport === "docker")) store.prepareHashing(); // downloads are hashed there
   const registry = createRegistryClient(opts.registry ?? {}, registryHosts(specs));
   const sources: ImageSource[] = [];
-  const work: { source: ImageSource; image: NamedImage }[] = [];
+  const work: { source: ImageSource; image: NamedImage; fromBundle: boolean }[] = [];
+  const taken = new Map<string, string>();
   try {
     // References resolve side by side (a long -f list against a remote registry is mostly waiting).
     const opened = await mapPool(specs, opts.jobs, async (spec) => {
-      const source = new StoreFirstSource(await openSource(spec, { registry }), store);
+      const inner = await openSource(spec, { registry });
+      const source = new StoreFirstSource(inner, store);
       sources.push(source);
-      return { spec, source, images: await source.images() };
+      return { spec, source, images: await source.images(), fromBundle: inner instanceof BundleSource };
     });
-    for (const { spec, source, images } of opened) {
+    for (const { spec, source, images, fromBundle } of opened) {
       for (const image of images) {
-        if (seenNames.has(image.name)) throw new Error(`${spec.text}: image name ${image.name} is given twice`);
-        seenNames.add(image.name);
-        work.push({ source, image });
+        const prior = taken.get(image.name);
+        // Merged bundles often share images: the same name for the same content is taken once.
+        if (prior === image.descriptor.digest) continue;
+        if (prior !== undefined) throw new Error(`${spec.text}: image name ${image.name} is given twice`);
+        taken.set(image.name, image.descriptor.digest);
+        work.push({ source, image, fromBundle });
       }
     }
     // One limiter keeps the layer copies of all images together at --jobs. Background downloads
     // (inBackground in pack) have their own --jobs limiter: a copy holding a slot here may wait for
     // one of them, so sharing one limiter could deadlock.
     const transfers = new Limiter(opts.jobs);
-    return await mapPool(work, opts.jobs, async ({ source, image }) => ({
-      report: await copyImage(source, store, image, { ...opts, cpu, transfers }),
-      image,
-    }));
+    return await mapPool(work, opts.jobs, async ({ source, image, fromBundle }) => {
+      const copyOpts: CopyOptions = { ...opts, cpu, transfers };
+      // A bundle is read forward once: its layers are copied as they come, not deferred.
+      if (fromBundle) delete copyOpts.background;
+      return { report: await copyImage(source, store, image, copyOpts), image };
+    });
   } finally {
     for (const source of sources) await source.close();
   }
@@ -214,7 +223,7 @@ function describeBundle(copied: { report: ImageReport; image: NamedImage }[], op
     tool: `airpack ${toolVersion()}`,
     created: created.toISOString(),
     layers: opts.layers,
-    images: reports.map((r) => toBundleImage(r, opts.preserveDigests === true)),
+    images: reports.map(toBundleImage),
     extraBlobs,
   };
   return { named, metadata, extraBlobs, mtime: new Date(Math.floor(created.getTime() / 1000) * 1000) };
@@ -238,21 +247,26 @@ async function writeBundle(
   opts: PackOptions,
   arrivals: Promise<unknown>,
 ): Promise<PackResult> {
-  const { stream, done } = layoutTar(store, bundle.named, {
-    metadata: bundle.metadata,
-    extraBlobs: bundle.extraBlobs,
-    mtime: bundle.mtime,
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  const written = writeOutput(stream, opts.out, {
+  const sink = new ArchiveSink(opts.out, {
     format: opts.compress,
     ...(opts.compressLevel !== undefined ? { level: opts.compressLevel } : {}),
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    mtime: bundle.mtime,
+    dockerManifest: true,
+    metadata: true,
+    // The store checks what it hands out; a late mismatch still ends stdout without the end marker.
+    checkBeforeStdout: false,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const written = copyToLayout(store, bundle.named, sink, {
+    extraBlobs: bundle.extraBlobs,
+    files: (plan) => layoutFiles(plan, bundle.metadata),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   // A download's own error comes first: the writer only sees the cancellation it causes.
-  const [, plan, { bytes }] = await allSettledOrThrow([arrivals, done, written]);
+  const [, plan] = await allSettledOrThrow([arrivals, written]);
+  const bytes = sink.bytesWritten;
   return packResult(opts, bundle, plan, bytes);
 }
 

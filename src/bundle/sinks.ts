@@ -4,31 +4,37 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Descriptor } from "../oci/descriptor";
+import type { StreamFormat } from "../compression/sniff";
 import { blobPath } from "../transports/layout";
+import type { LayoutFiles, LayoutSink } from "../transports/types";
 import { streamToFile, tempSibling } from "../util/atomic";
-import { METADATA_FILE } from "./format";
-import type { UnpackSink } from "./reader";
-import { TarWriter } from "./tar-writer";
-import { writeOutput } from "./output";
 import { drain } from "../util/streams";
-import type { Store } from "../store/store";
+import { writeOutput } from "./output";
+import { TarWriter } from "./tar-writer";
+import { OCI_LAYOUT_JSON, topLevelEntries } from "./writer";
 
-/** verify: consume and discard. */
-export class NullSink implements UnpackSink {
-  async file(): Promise<void> {}
-  async smallBlob(): Promise<void> {}
-  async blob(_desc: Descriptor, data: Readable): Promise<void> {
+/** verify: consume and discard (the source checks every byte as it streams). */
+export class NullSink implements LayoutSink {
+  readonly label = "verify";
+  async begin(): Promise<void> {}
+  async hasBlob(): Promise<boolean> {
+    return false;
+  }
+  async putSmall(): Promise<void> {}
+  async putBlob(_desc: Descriptor, data: Readable): Promise<void> {
     await drain(data);
   }
-  async commit(): Promise<void> {}
+  async tag(): Promise<void> {}
+  async close(): Promise<void> {}
   async abort(): Promise<void> {}
 }
 
 /**
- * unpack --format oci: build the layout in a temp sibling directory and rename it into place
- * only when every blob checked out.
+ * An OCI layout directory: built in a temp sibling directory and renamed into place only when
+ * every blob checked out.
  */
-export class LayoutDirSink implements UnpackSink {
+export class LayoutDirSink implements LayoutSink {
+  readonly label: string;
   private readonly tmp: string;
   private started = false;
 
@@ -36,6 +42,7 @@ export class LayoutDirSink implements UnpackSink {
     private readonly out: string,
     private readonly force: boolean,
   ) {
+    this.label = `oci:${out}`;
     this.tmp = tempSibling(out);
   }
 
@@ -62,30 +69,37 @@ export class LayoutDirSink implements UnpackSink {
       existing = undefined;
     }
     if (existing && Buffer.compare(existing, Buffer.from(indexJson)) === 0) return;
-    const what = existing ? "a different OCI layout" : "other files";
+    const holds = existing ? "a different OCI layout" : "other files";
     throw new Error(
-      `${this.out}: the directory already holds ${what}; choose an empty directory or pass --force to replace it`,
+      `${this.out}: the directory already holds ${holds}; choose an empty directory or pass --force to replace it`,
     );
   }
 
-  async file(name: string, bytes: Uint8Array): Promise<void> {
-    if (name === "index.json") await this.checkTarget(bytes);
-    if (name === METADATA_FILE || name === "repositories") return;
+  async begin(files: LayoutFiles): Promise<void> {
+    await this.checkTarget(files.indexJson);
     await this.start();
-    await writeFile(join(this.tmp, name), bytes);
+    await writeFile(join(this.tmp, "oci-layout"), OCI_LAYOUT_JSON);
+    await writeFile(join(this.tmp, "index.json"), files.indexJson);
+    if (files.dockerManifest) await writeFile(join(this.tmp, "manifest.json"), files.dockerManifest);
   }
 
-  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
+  async hasBlob(): Promise<boolean> {
+    return false;
+  }
+
+  async putSmall(desc: Descriptor, bytes: Uint8Array): Promise<void> {
     await this.start();
     await writeFile(join(this.tmp, blobPath(desc)), bytes);
   }
 
-  async blob(desc: Descriptor, data: Readable): Promise<void> {
+  async putBlob(desc: Descriptor, data: Readable): Promise<void> {
     await this.start();
     await streamToFile(data, join(this.tmp, blobPath(desc)));
   }
 
-  async commit(): Promise<void> {
+  async tag(): Promise<void> {}
+
+  async close(): Promise<void> {
     await this.start();
     let old: string | undefined;
     try {
@@ -104,64 +118,100 @@ export class LayoutDirSink implements UnpackSink {
   }
 }
 
+export interface ArchiveSinkOptions {
+  /** Outer compression of the whole tar (bundles); "none" for oci-archive and docker-archive. */
+  format?: StreamFormat;
+  level?: number;
+  threads?: number;
+  /** Entry times (bundles use their creation time; unpacked archives the epoch). */
+  mtime?: Date;
+  /** Write docker's manifest.json (docker-archive and bundles). */
+  dockerManifest: boolean;
+  /** Write airpack.json (bundles only). */
+  metadata?: boolean;
+  /**
+   * On stdout nothing can be taken back: spool each layer to a temp file and send it only once
+   * its digest checked out. For sources whose blobs were checked before (the store) this is off.
+   */
+  checkBeforeStdout?: boolean;
+  signal?: AbortSignal;
+}
+
 /**
- * unpack to an archive (file or stdout): entries are re-tarred in bundle order. A file is
- * renamed into place at commit. On stdout nothing can be taken back, so each layer is first
- * spooled to a temp file and only sent once its digest checked out; a later failure ends the
- * stream without the tar end-of-archive marker, so importers see a truncated archive.
+ * An OCI layout tar (oci-archive, docker-archive, a bundle) streamed in layout order to a file or
+ * stdout. A file is renamed into place at close. A failure ends stdout without the end-of-archive
+ * marker, so importers see a truncated archive.
  */
-export class TarSink implements UnpackSink {
-  private readonly tar = new TarWriter(new Date(0));
+export class ArchiveSink implements LayoutSink {
+  readonly label: string;
+  private readonly tar: TarWriter;
   private readonly done: Promise<{ bytes: number }>;
   private readonly spool: boolean;
   private spoolDir?: string;
+  /** Bytes written to the output (after outer compression), once closed. */
+  bytesWritten = 0;
 
   constructor(
     out: string,
-    private readonly dockerManifest: boolean,
-    signal?: AbortSignal,
+    private readonly opts: ArchiveSinkOptions,
   ) {
-    this.spool = out === "-";
-    this.done = writeOutput(this.tar.output, out, { format: "none", ...(signal ? { signal } : {}) });
+    this.label = out === "-" ? "<stdout>" : out;
+    this.tar = new TarWriter(opts.mtime ?? new Date(0));
+    this.spool = out === "-" && opts.checkBeforeStdout !== false;
+    this.done = writeOutput(this.tar.output, out, {
+      format: opts.format ?? "none",
+      ...(opts.level !== undefined ? { level: opts.level } : {}),
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     this.done.catch(() => undefined);
   }
 
-  async file(name: string, bytes: Uint8Array): Promise<void> {
-    if (name === METADATA_FILE || name === "repositories") return;
-    if (name === "manifest.json" && !this.dockerManifest) return;
-    await this.tar.addBytes(name, bytes);
+  async begin(files: LayoutFiles): Promise<void> {
+    const wanted: LayoutFiles = {
+      indexJson: files.indexJson,
+      dockerManifest: this.opts.dockerManifest ? files.dockerManifest : undefined,
+      ...(this.opts.metadata && files.metadata ? { metadata: files.metadata } : {}),
+    };
+    for (const { path, bytes } of topLevelEntries(wanted)) await this.tar.addBytes(path, bytes);
   }
 
-  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
+  async hasBlob(): Promise<boolean> {
+    return false;
+  }
+
+  async putSmall(desc: Descriptor, bytes: Uint8Array): Promise<void> {
     await this.tar.addBytes(blobPath(desc), bytes);
   }
 
-  async blob(desc: Descriptor, data: Readable): Promise<void> {
+  async putBlob(desc: Descriptor, data: Readable, _label?: string, signal?: AbortSignal): Promise<void> {
     if (!this.spool) {
-      await this.tar.addStream(blobPath(desc), desc.size, data);
+      await this.tar.addStream(blobPath(desc), desc.size, data, signal);
       return;
     }
     this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-spool-"));
     const file = join(this.spoolDir, desc.digest.slice(7));
     try {
       await streamToFile(data, file);
-      await this.tar.addStream(blobPath(desc), desc.size, createReadStream(file));
+      await this.tar.addStream(blobPath(desc), desc.size, createReadStream(file), signal);
     } finally {
       await rm(file, { force: true });
     }
   }
 
-  async commit(): Promise<void> {
+  async tag(): Promise<void> {}
+
+  async close(): Promise<void> {
     this.tar.finalize();
     try {
-      await this.done;
+      this.bytesWritten = (await this.done).bytes;
     } finally {
       await this.cleanup();
     }
   }
 
   async abort(): Promise<void> {
-    this.tar.abort(new Error("unpack aborted"));
+    this.tar.abort(new Error("write aborted"));
     await this.done.catch(() => undefined);
     await this.cleanup();
   }
@@ -169,20 +219,4 @@ export class TarSink implements UnpackSink {
   private async cleanup(): Promise<void> {
     if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
-}
-
-/** unpack --layers: everything goes into the store first (verified), to be converted there. */
-export class StoreSink implements UnpackSink {
-  constructor(private readonly store: Store) {}
-  async file(): Promise<void> {}
-  async smallBlob(desc: Descriptor, bytes: Uint8Array): Promise<void> {
-    await this.store.putSmall(desc, bytes, `blob ${desc.digest}`);
-  }
-  async blob(desc: Descriptor, data: Readable): Promise<void> {
-    // The stream is a tar entry: it must be read through even when the store already has the blob.
-    if (await this.store.hasBlob(desc)) await drain(data);
-    else await this.store.putBlob(desc, data, `blob ${desc.digest}`);
-  }
-  async commit(): Promise<void> {}
-  async abort(): Promise<void> {}
 }

@@ -3,19 +3,19 @@ import { imageName, type Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
 import { isIndex, layerCompression } from "../oci/mediatypes";
 import { formatPlatform } from "../oci/platform";
-import { openInput } from "./input";
-import { readBundle, type BundleContents, type UnpackSink } from "./reader";
-import { LayoutDirSink, NullSink, StoreSink, TarSink } from "./sinks";
+import type { BundleContents } from "./reader";
+import { ArchiveSink, LayoutDirSink, NullSink } from "./sinks";
 import { copyImage } from "../copy/copy";
+import { copyToLayout } from "../copy/layout";
 import type { LayerMode } from "../copy/layer-modes";
 import { Store } from "../store/store";
-import type { NamedImage } from "../transports/types";
+import type { LayoutSink, NamedImage } from "../transports/types";
 import { UsageError } from "../util/errors";
 import type { ProgressListener } from "../util/progress";
-import { planLayout } from "../transports/plan";
-import { RestoringSink } from "./restore";
 import type { BundleMetadata } from "./format";
-import { writePlan } from "./writer";
+import { BundleSource } from "./source";
+import { layoutFiles } from "./writer";
+import { defaultThreads } from "../compression/codecs";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
 
@@ -34,57 +34,90 @@ export interface UnpackOptions {
   signal?: AbortSignal;
 }
 
-function label(input: string): string {
-  return input === "-" ? "bundle <stdin>" : `bundle ${input}`;
-}
-
-function outputSink(opts: UnpackOptions): UnpackSink {
+function outputSink(opts: UnpackOptions): LayoutSink {
   if (opts.format === "oci") {
     if (opts.out === "-") {
       throw new UsageError("--format oci writes a directory; use --format oci-archive or docker-archive for stdout");
     }
     return new LayoutDirSink(opts.out, opts.force);
   }
-  return new TarSink(opts.out, opts.format === "docker-archive", opts.signal);
+  return new ArchiveSink(opts.out, {
+    dockerManifest: opts.format === "docker-archive",
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
 }
+
+/** Layers asked of a bundle ahead of the one being written: recipe rebuilds run on every core meanwhile. */
+const REBUILD_AHEAD = defaultThreads() + 1;
 
 /**
- * unpack: stream the bundle straight into the output, verifying on the way. With --layers, the
- * bundle is first verified into the store, converted there, and then written out.
+ * unpack: copy(bundle → layout or archive), verifying on the way; the output is committed only
+ * after the whole bundle checked out. With --layers, the images go through the store first,
+ * converted there, and are then written out.
  */
 export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
-  const readOpts = opts.signal ? { signal: opts.signal } : {};
-  if (!opts.layers || opts.layers === "keep") {
-    const sink = opts.restoreDigests === false ? outputSink(opts) : new RestoringSink(outputSink(opts));
-    return readBundle(openInput(opts.input), label(opts.input), sink, readOpts);
+  const convert = opts.layers !== undefined && opts.layers !== "keep";
+  if (convert && !opts.cacheDir) throw new Error("unpack --layers needs a store directory");
+  if (opts.format === "oci" && opts.out === "-") outputSink(opts); // the usage error, before reading anything
+  const source = await BundleSource.open(opts.input, {
+    // Converted layers make new digests anyway: the bundle's own form is the shorter way there.
+    restoreDigests: !convert && opts.restoreDigests !== false,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  let sink: LayoutSink | undefined;
+  try {
+    sink = outputSink(opts);
+    if (!convert) {
+      await copyToLayout(source, await source.images(), sink, {
+        extraBlobs: source.extraBlobs(),
+        files: (plan) => layoutFiles(plan),
+        ahead: REBUILD_AHEAD,
+        beforeCommit: () => source.finish(),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      return source.contents;
+    }
+    const store = await Store.open(opts.cacheDir!);
+    const converted: NamedImage[] = [];
+    for (const image of await source.images()) {
+      const report = await copyImage(source, store, image, {
+        layers: opts.layers!,
+        platforms: [],
+        allPlatforms: true,
+        withAttestations: true,
+        jobs: opts.jobs ?? 4,
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      converted.push({ ...image, descriptor: report.descriptor });
+    }
+    await source.finish();
+    await store.close();
+    await copyToLayout(store, converted, sink, { files: (plan) => layoutFiles(plan) });
+    return source.contents;
+  } catch (err) {
+    await sink?.abort();
+    throw err;
+  } finally {
+    await source.close();
   }
-  if (!opts.cacheDir) throw new Error("unpack --layers needs a store directory");
-  const store = await Store.open(opts.cacheDir);
-  const contents = await readBundle(openInput(opts.input), label(opts.input), new StoreSink(store), readOpts);
-  const converted: NamedImage[] = [];
-  for (const root of contents.index.manifests) {
-    const name = imageName(root);
-    const image: NamedImage = { name, descriptor: root, source: label(opts.input) };
-    const report = await copyImage(store, store, image, {
-      layers: opts.layers,
-      platforms: [],
-      allPlatforms: true,
-      withAttestations: true,
-      jobs: opts.jobs ?? 4,
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    converted.push({ ...image, descriptor: report.descriptor });
-  }
-  await store.close();
-  const plan = await planLayout(store, converted);
-  await writePlan(store, plan, outputSink(opts), opts.signal);
-  return contents;
 }
 
+/** verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every original layer can be rebuilt). */
 export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {
-  // Recipes are run too: a bundle only verifies if every original layer can really be rebuilt.
-  return readBundle(openInput(input), label(input), new RestoringSink(new NullSink()), signal ? { signal } : {});
+  const source = await BundleSource.open(input, signal ? { signal } : {});
+  try {
+    await copyToLayout(source, await source.images(), new NullSink(), {
+      files: (plan) => layoutFiles(plan),
+      ahead: REBUILD_AHEAD,
+      beforeCommit: () => source.finish(),
+      ...(signal ? { signal } : {}),
+    });
+    return source.contents;
+  } finally {
+    await source.close();
+  }
 }
 
 export interface LayerSummary {
@@ -225,7 +258,14 @@ function platformOf(
   return cfg?.os && cfg.architecture ? { os: cfg.os, architecture: cfg.architecture } : undefined;
 }
 
+/** inspect: the small documents only, or with `full` the whole bundle read and checked (recipes not run). */
 export async function inspect(input: string, full: boolean): Promise<BundleSummary> {
-  const contents = await readBundle(openInput(input), label(input), new NullSink(), { stopAtLayers: !full });
-  return summarize(contents);
+  const source = await BundleSource.open(input, { restoreDigests: false });
+  try {
+    if (!full) return summarize(source.stopAtLayers());
+    await source.finish();
+    return summarize(source.contents);
+  } finally {
+    await source.close();
+  }
 }

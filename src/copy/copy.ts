@@ -83,6 +83,8 @@ export interface ImageReport {
   manifests: ManifestReport[];
   /** Index entries left out, with why. */
   skipped: { platform: string; digest: Digest; reason: string }[];
+  /** Whether the originals were kept so that unpack restores the source's digests. */
+  preserved: boolean;
 }
 
 interface Ctx {
@@ -100,7 +102,11 @@ export async function copyImage(
   image: NamedImage,
   opts: CopyOptions,
 ): Promise<ImageReport> {
+  // A source that carries recipes (a digest-preserving bundle) keeps its digests through a plain copy.
+  const preserved = opts.preserveDigests === true || (opts.layers === "keep" && source.recipeFor !== undefined);
+  if (preserved !== (opts.preserveDigests === true)) opts = { ...opts, preserveDigests: preserved };
   const report: ImageReport = {
+    preserved,
     name: image.name,
     source: image.source,
     sourceDescriptor: image.descriptor,
@@ -137,11 +143,11 @@ async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean):
       `${what}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
     );
   }
-  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, what, top);
+  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, what);
   if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, what);
   const bytes = await ctx.source.fetchSmall(desc, what);
   const type = sniffManifestType(parseJson(bytes, what));
-  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, what, top);
+  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, what);
   if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, what);
   if (top) throw new Error(`${what}: ${desc.mediaType} is neither an image index nor a manifest`);
   // An artifact manifest of a type we don't know, referenced from an index: copied as it is.
@@ -159,7 +165,7 @@ function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
   return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
 }
 
-async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Copied> {
+async function copyIndex(ctx: Ctx, desc: Descriptor, what: string): Promise<Copied> {
   const bytes = await ctx.source.fetchSmall(desc, what);
   const index = parseIndex(bytes, what);
   const doc = parseJson(bytes, what) as { manifests: unknown[] };
@@ -227,7 +233,6 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string, top: boolean)
   const out = encodeJson(full);
   const newDesc: Descriptor = { mediaType, digest: sha256(out), size: out.length };
   await ctx.store.putSmall(newDesc, out, what);
-  void top;
   return { converted: newDesc, restored };
 }
 

@@ -7,7 +7,7 @@ import type { Descriptor } from "../oci/descriptor";
 import { shortDigest, type Digest } from "../oci/digest";
 import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
 import type { Store } from "../store/store";
-import type { ImageSource } from "../transports/types";
+import type { CarriedRecipe, ImageSource } from "../transports/types";
 import { meter, progressCounter, type ProgressListener } from "../util/progress";
 import { compressStream, decompressStream } from "../compression/codecs";
 import { diffIdCheck } from "./diff-id";
@@ -71,6 +71,17 @@ export async function convertLayer(
   what: string,
   opts: ConvertOptions,
 ): Promise<LayerResult> {
+  return store.exclusive(`layer ${layer.digest}`, () => convertOneLayer(source, store, layer, diffId, what, opts));
+}
+
+async function convertOneLayer(
+  source: ImageSource,
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest | undefined,
+  what: string,
+  opts: ConvertOptions,
+): Promise<LayerResult> {
   const info = mediaTypeInfo(layer.mediaType);
   const from = layerCompression(layer.mediaType);
   if (info?.nonDistributable && !(await source.hasBlob(layer))) {
@@ -83,6 +94,19 @@ export async function convertLayer(
     return copyBlob(source, store, layer, undefined, what, opts);
   }
   const to = targetCompression(opts.mode, from);
+  const carried = source.recipeFor?.(layer);
+  if (carried && diffId === carried.uncompressed.digest) {
+    // The source rebuilds this gzip layer from an uncompressed blob it holds: take that blob, and
+    // the recipe too where the copy keeps digests, instead of rebuilding and identifying it again.
+    const keepRecipe = opts.mode === "keep" || (to === "none" && opts.preserveDigests === true);
+    if (keepRecipe || to === "none") {
+      return carryUncompressed(source, store, layer, carried, what, {
+        ...opts,
+        keepRecipe,
+        nonDistributable: info.nonDistributable,
+      });
+    }
+  }
   if (to === from) return copyBlob(source, store, layer, diffId, what, opts);
   if (opts.preserveDigests && to === "none") {
     // The original blob must be in the store (verified) to be compared against; its diff_id is
@@ -130,7 +154,19 @@ export async function convertLayer(
  * layer is also decompressed on the side and checked against its diff_id. A plain copy may finish
  * in the background (opts.background): its result is known before the bytes arrive.
  */
-async function copyBlob(
+function copyBlob(
+  source: ImageSource,
+  store: Store,
+  layer: Descriptor,
+  diffId: Digest | undefined,
+  what: string,
+  opts: ConvertOptions,
+): Promise<LayerResult> {
+  // Several layers (of other images, or a recipe layer's uncompressed blob) may need this blob at once.
+  return store.exclusive(`blob ${layer.digest}`, () => copyOneBlob(source, store, layer, diffId, what, opts));
+}
+
+async function copyOneBlob(
   source: ImageSource,
   store: Store,
   layer: Descriptor,
@@ -185,6 +221,31 @@ async function copyBlob(
   await store.putSourceBlob(layer, metered, what, opts.signal, { gate: side });
   await store.records.recordDiffId(layer.digest, diffId, check.size);
   return { descriptor, action: "copied", uncompressedSize: check.size };
+}
+
+/** Store the uncompressed blob a recipe layer is rebuilt from, and (keepRecipe) the recipe for it. */
+async function carryUncompressed(
+  source: ImageSource,
+  store: Store,
+  layer: Descriptor,
+  carried: CarriedRecipe,
+  what: string,
+  opts: ConvertOptions & { keepRecipe: boolean; nonDistributable: boolean | undefined },
+): Promise<LayerResult> {
+  const { uncompressed, recipe } = carried;
+  await copyBlob(source, store, uncompressed, uncompressed.digest, what, { ...opts, verifyDiffIds: false });
+  if (opts.keepRecipe) await store.records.recordRecipe(layer.digest, { recipe, size: uncompressed.size });
+  return {
+    descriptor: {
+      mediaType: layerMediaType(opts.family, "none", opts.nonDistributable),
+      digest: uncompressed.digest,
+      size: uncompressed.size,
+      ...(layer.annotations ? { annotations: layer.annotations } : {}),
+    },
+    action: "converted",
+    uncompressedSize: uncompressed.size,
+    ...(opts.keepRecipe ? { recipe } : {}),
+  };
 }
 
 function familyType(layer: Descriptor, family: Family): string {

@@ -10,11 +10,13 @@ import type { ImageSource, NamedImage } from "../transports/types";
  */
 export class StoreFirstSource implements ImageSource {
   readonly blobUnchecked?: ImageSource["blobUnchecked"];
+  readonly recipeFor?: ImageSource["recipeFor"];
 
   constructor(
     private readonly inner: ImageSource,
     private readonly store: Store,
   ) {
+    if (inner.recipeFor) this.recipeFor = inner.recipeFor.bind(inner);
     const unchecked = inner.blobUnchecked?.bind(inner);
     if (unchecked) {
       this.blobUnchecked = async (desc, what, signal) =>

@@ -41,6 +41,8 @@ export class Store extends OciLayoutSource implements ImageSink {
   private readonly verified = new Set<string>();
   /** Blob writes in progress, so two layers with the same digest download it once. */
   private readonly writing = new Map<string, Promise<void>>();
+  /** Work on one source layer at a time (see exclusive()). */
+  private readonly layerWork = new Map<string, Promise<unknown>>();
   /** Blobs announced by background downloads (see expect()). */
   private readonly expected = new Map<string, Promise<void>>();
   private readonly hashThread = new HashThread();
@@ -110,6 +112,24 @@ export class Store extends OciLayoutSource implements ImageSink {
       if (this.expected.get(digest) === arrival) this.expected.delete(digest);
     };
     arrival.then(forget, forget);
+  }
+
+  /**
+   * Run `task` once no other task for `key` (a source layer digest) is running in this process.
+   * Two images sharing a layer then bring it in once: the second finds it stored. A source read
+   * forward once (a bundle) could not give the same layer twice.
+   */
+  async exclusive<T>(key: string, task: () => Promise<T>): Promise<T> {
+    for (let prior = this.layerWork.get(key); prior; prior = this.layerWork.get(key)) {
+      await prior.catch(() => undefined);
+    }
+    const run = task();
+    this.layerWork.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.layerWork.get(key) === run) this.layerWork.delete(key);
+    }
   }
 
   private ingestPath(): string {

@@ -8,7 +8,7 @@ import type { RegistryClient } from "../registry/client";
 import { UsageError } from "../util/errors";
 import { parseReference } from "../oci/reference";
 
-export type TransportName = "oci" | "oci-archive" | "docker-archive" | "docker";
+export type TransportName = "oci" | "oci-archive" | "docker-archive" | "docker" | "bundle";
 
 export interface SourceSpec {
   transport: TransportName;
@@ -18,8 +18,16 @@ export interface SourceSpec {
   text: string;
 }
 
-/** "oci:DIR[:tag]", "oci-archive:FILE[:tag]", "docker-archive:FILE[:ref]", "docker://ref" or a plain ref. */
+/**
+ * "oci:DIR[:tag]", "oci-archive:FILE[:tag]", "docker-archive:FILE[:ref]", "bundle:FILE" (or
+ * "bundle:-" for stdin), "docker://ref" or a plain ref.
+ */
 export function parseSourceSpec(text: string): SourceSpec {
+  if (text.startsWith("bundle:")) {
+    const target = text.slice("bundle:".length);
+    if (target === "") throw new UsageError(`${text}: missing path after "bundle:" (a bundle file, or - for stdin)`);
+    return { transport: "bundle", target, text };
+  }
   const m = /^(oci|oci-archive|docker-archive):(.*)$/.exec(text);
   if (m) {
     const transport = m[1] as TransportName;
@@ -32,7 +40,7 @@ export function parseSourceSpec(text: string): SourceSpec {
   }
   if (text.startsWith("docker://")) return { transport: "docker", target: text.slice("docker://".length), text };
   if (/^[a-z-]+:\/\//.test(text))
-    throw new UsageError(`${text}: unknown transport (use oci:, oci-archive:, docker-archive: or docker://)`);
+    throw new UsageError(`${text}: unknown transport (use oci:, oci-archive:, docker-archive:, bundle: or docker://)`);
   return { transport: "docker", target: text, text };
 }
 
@@ -46,8 +54,11 @@ export interface SourceContext {
   registry?: RegistryClient;
 }
 
-export async function openSource(spec: SourceSpec, ctx: SourceContext = {}): Promise<ImageSource> {
+/** Open a source of the transports below bundles (bundle:… opens in bundle/open.ts). */
+export async function openLocalOrRegistrySource(spec: SourceSpec, ctx: SourceContext = {}): Promise<ImageSource> {
   switch (spec.transport) {
+    case "bundle":
+      throw new Error(`${spec.text}: bundles are opened by bundle/open.ts`);
     case "oci": {
       const s = await stat(spec.target).catch(() => undefined);
       if (!s?.isDirectory()) throw new Error(`${spec.text}: ${spec.target} is not a directory`);

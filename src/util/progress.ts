@@ -1,4 +1,4 @@
-import { Transform, type TransformCallback } from "node:stream";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
 
 export type ProgressEvent =
   | { type: "start"; id: string; label: string; total?: number }
@@ -34,4 +34,18 @@ export function meter(id: string, label: string, total: number | undefined, list
       cb();
     },
   });
+}
+
+/** A stream's bytes counted as they pass (a no-op without a listener); errors carry over. */
+export function metered(
+  data: Readable,
+  id: string,
+  label: string,
+  total: number | undefined,
+  onProgress: ProgressListener | undefined,
+): Readable {
+  if (!onProgress) return data;
+  const counted = data.pipe(meter(id, label, total, onProgress));
+  data.on("error", (err) => counted.destroy(err));
+  return counted;
 }

@@ -1,0 +1,369 @@
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
+import { checkBytes, imageName, type Descriptor } from "../oci/descriptor";
+import { DigestStream, shortDigest, type Digest } from "../oci/digest";
+import { isNonDistributable } from "../oci/mediatypes";
+import { defaultThreads } from "../compression/codecs";
+import { describeRecipe } from "../recipes/identify";
+import type { GzipRecipe } from "../recipes/format";
+import { regenerateGzipThreaded } from "../recipes/threaded";
+import type { CarriedRecipe, ImageSource, NamedImage } from "../transports/types";
+import { streamToFile } from "../util/atomic";
+import { Limiter } from "../util/pool";
+import { drain } from "../util/streams";
+import { openInput } from "./input";
+import { BundleReader, type BundleContents } from "./reader";
+
+/** Layers up to this size are spooled and rebuilt in parallel; a bigger one streams straight through. */
+const SPOOL_LIMIT = 512 * 1024 * 1024;
+
+export interface BundleSourceOptions {
+  /**
+   * Offer the images as they were at their source (default): digest-preserving bundles give back
+   * the original index and manifests, and recipe layers are rebuilt byte for byte. false offers
+   * the bundle's own form (converted manifests, uncompressed layers).
+   */
+  restoreDigests?: boolean;
+  signal?: AbortSignal;
+}
+
+/** A request for a blob stored in the bundle: served live if it is next, else from a spooled copy. */
+interface Waiter {
+  digest: Digest;
+  /** Wants a file (to rebuild from) rather than a stream. */
+  spool: boolean;
+  resolve: (got: Readable | string) => void;
+  reject: (err: unknown) => void;
+}
+
+export function bundleLabel(input: string): string {
+  return input === "-" ? "bundle <stdin>" : `bundle ${input}`;
+}
+
+/**
+ * A bundle as an image source, read forward once from a file or stdin and verified as it streams.
+ * The small documents come first in a bundle and are kept in memory. Layers are served in bundle
+ * order: a layer asked for while an earlier one is still unread makes the reader spool what it
+ * passes (checked) to a temp dir. Recipe layers are rebuilt from their uncompressed blob, one
+ * worker per core, and checked against the original digest before anyone sees a byte.
+ */
+export class BundleSource implements ImageSource {
+  readonly label: string;
+  /** How a layer restored from a recipe can be carried into another digest-preserving store or bundle. */
+  recipeFor?: (layer: Descriptor) => CarriedRecipe | undefined;
+  private readonly small = new Map<Digest, Uint8Array>();
+  private readonly rebuilds = new Map<Digest, CarriedRecipe>();
+  private readonly roots = new Map<string, Descriptor>();
+  private readonly foreign = new Set<Digest>();
+  private readonly spooled = new Map<Digest, string>();
+  /** Requests still to come for a stored blob (a spooled copy is removed when it reaches 0). */
+  private readonly uses = new Map<Digest, number>();
+  private readonly queue: Waiter[] = [];
+  private readonly workers = new Limiter(defaultThreads());
+  private current?: { desc: Descriptor; data: Readable };
+  private ended = false;
+  private pumping = false;
+  private broken?: Error;
+  private rebuilding = 0;
+  private spoolDir?: string;
+
+  private constructor(
+    private readonly reader: BundleReader,
+    private readonly restore: boolean,
+  ) {
+    this.label = reader.label;
+  }
+
+  static async open(input: string, opts: BundleSourceOptions = {}): Promise<BundleSource> {
+    const reader = await BundleReader.open(openInput(input), bundleLabel(input), opts.signal);
+    const source = new BundleSource(reader, opts.restoreDigests !== false);
+    try {
+      await source.readSmallDocuments();
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    if (source.restore && source.plan()) source.recipeFor = (layer) => source.rebuilds.get(layer.digest);
+    return source;
+  }
+
+  /** What the reader has seen: metadata, index, manifests, verified blobs. */
+  get contents(): BundleContents {
+    return this.reader.contents;
+  }
+
+  /** Blobs recorded in airpack.json that no index.json entry reaches (kept for the record). */
+  extraBlobs(): Descriptor[] {
+    return this.restore ? [] : (this.contents.metadata?.extraBlobs ?? []);
+  }
+
+  /** Read up to the first layer: airpack.json, index.json, manifests, configs come before layers. */
+  private async readSmallDocuments(): Promise<void> {
+    while (!this.current && !this.ended) await this.advance();
+  }
+
+  /** Restoration plan from airpack.json; false when the bundle has nothing to restore. */
+  private plan(): boolean {
+    const meta = this.contents.metadata;
+    let restores = false;
+    for (const img of meta?.images ?? []) {
+      if (img.restored) {
+        restores = true;
+        this.roots.set(img.name, {
+          mediaType: img.restored.mediaType,
+          digest: img.restored.digest,
+          size: img.restored.size,
+        });
+      }
+      for (const l of img.manifests.flatMap((m) => m.layers)) {
+        if (l.mode === "foreign") this.foreign.add(l.digest);
+        // Over-counting only keeps a spooled copy longer; under-counting would lose one still wanted.
+        const stored = img.restored && !l.recipe ? l.source.digest : l.digest;
+        this.uses.set(stored, (this.uses.get(stored) ?? 0) + 1);
+        if (img.restored && l.recipe) {
+          this.rebuilds.set(l.source.digest, {
+            recipe: l.recipe,
+            uncompressed: { mediaType: l.mediaType, digest: l.digest, size: l.size },
+          });
+        }
+      }
+    }
+    return restores;
+  }
+
+  async images(): Promise<NamedImage[]> {
+    return this.contents.index.manifests.map((entry) => {
+      const name = imageName(entry);
+      const root = this.roots.get(name);
+      const descriptor: Descriptor = root ?? {
+        mediaType: entry.mediaType,
+        digest: entry.digest,
+        size: entry.size,
+        ...(entry.platform ? { platform: entry.platform } : {}),
+      };
+      return { name, descriptor, source: this.label };
+    });
+  }
+
+  async fetchSmall(desc: Descriptor, label: string): Promise<Uint8Array> {
+    if (!this.small.has(desc.digest) && !this.ended && this.reader.expectedBlob(desc.digest)) {
+      // A small document after a layer (not how airpack writes them): read on, spooling what passes.
+      await this.queued(desc.digest, false);
+    }
+    const bytes = this.small.get(desc.digest);
+    if (!bytes) throw new Error(`${label}: ${desc.digest} is not in ${this.label}`);
+    checkBytes(bytes, desc, label);
+    return bytes;
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    if (this.small.has(desc.digest) || this.spooled.has(desc.digest)) return true;
+    const rebuild = this.rebuilds.get(desc.digest);
+    if (rebuild) return this.hasBlob(rebuild.uncompressed);
+    const expected = this.reader.expectedBlob(desc.digest);
+    if (!expected) return false;
+    return !(isNonDistributable(desc.mediaType) && this.foreign.has(desc.digest));
+  }
+
+  async blob(desc: Descriptor, label: string): Promise<Readable> {
+    const small = this.small.get(desc.digest);
+    if (small) {
+      checkBytes(small, desc, label);
+      return Readable.from([Buffer.from(small)]);
+    }
+    const rebuild = this.rebuilds.get(desc.digest);
+    if (rebuild) return this.rebuilt(desc, rebuild);
+    if (!this.reader.expectedBlob(desc.digest)) throw new Error(`${label}: ${desc.digest} is not in ${this.label}`);
+    return (await this.queued(desc.digest, false)) as Readable;
+  }
+
+  /** Rebuild an original layer from its recipe, checked against the original digest. */
+  private async rebuilt(original: Descriptor, r: CarriedRecipe): Promise<Readable> {
+    const label = rebuildLabel(original, r.recipe);
+    const alone = this.queue.length === 0 && this.rebuilding === 0;
+    if (r.uncompressed.size > SPOOL_LIMIT || (alone && (this.uses.get(r.uncompressed.digest) ?? 1) <= 1)) {
+      // One big layer, or nothing else to do meanwhile: stream it through (a spool would only add
+      // a write and a read of the whole layer).
+      const data = (await this.queued(r.uncompressed.digest, false)) as Readable;
+      this.used(r.uncompressed.digest);
+      const regen = regenerateGzipThreaded(r.recipe);
+      const check = new DigestStream(original, label);
+      data.on("error", (err) => regen.destroy(err));
+      regen.on("error", (err) => check.destroy(err));
+      return data.pipe(regen).pipe(check);
+    }
+    // Spool the uncompressed blob so the bundle can be read on while workers rebuild it.
+    const file = (await this.queued(r.uncompressed.digest, true)) as string;
+    this.rebuilding++;
+    try {
+      const target = join(await this.spoolDirectory(), `${original.digest.slice(7)}.rebuilt`);
+      await this.workers.run(() =>
+        streamToFile(
+          createReadStream(file).pipe(regenerateGzipThreaded(r.recipe)).pipe(new DigestStream(original, label)),
+          target,
+        ),
+      );
+      const out = createReadStream(target);
+      out.once("close", () => void rm(target, { force: true }));
+      return out;
+    } finally {
+      this.rebuilding--;
+      this.used(r.uncompressed.digest);
+    }
+  }
+
+  /**
+   * One request served for a stored blob: its spooled copy goes when no more are expected, once
+   * `reading` (a stream of it, if any) is closed.
+   */
+  private used(digest: Digest, reading?: Readable): void {
+    const left = (this.uses.get(digest) ?? 1) - 1;
+    this.uses.set(digest, left);
+    const file = this.spooled.get(digest);
+    if (left > 0 || !file) return;
+    this.spooled.delete(digest);
+    if (reading) reading.once("close", () => void rm(file, { force: true }));
+    else void rm(file, { force: true });
+  }
+
+  private queued(digest: Digest, spool: boolean): Promise<Readable | string> {
+    if (this.broken) return Promise.reject(this.broken);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ digest, spool, resolve, reject });
+      void this.pump();
+    });
+  }
+
+  /** Serve waiting requests from spooled copies or the entry at hand, reading on as needed. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        this.serveSpooled();
+        const head = this.queue[0];
+        if (!head) break;
+        if (!this.current) {
+          if (this.ended) {
+            const why = this.reader.contents.blobs.has(head.digest)
+              ? "was read already (a bundle is read forward once)"
+              : "is not in the bundle";
+            this.failAll(new Error(`${this.label}: blob ${head.digest} ${why}`));
+            break;
+          }
+          await this.advance();
+          continue;
+        }
+        const entry = this.current;
+        this.current = undefined;
+        const wantedTwice = this.queue.filter((w) => w.digest === entry.desc.digest).length > 1;
+        if (entry.desc.digest === head.digest && !head.spool && !wantedTwice) {
+          this.queue.shift();
+          const consumed = finished(entry.data);
+          head.resolve(entry.data);
+          // The tar can't move on until the consumer has read this entry to its end.
+          await consumed;
+          continue;
+        }
+        // Someone else (or nobody yet) wants it: keep a checked copy and read on.
+        await this.spoolEntry(entry);
+      }
+    } catch (err) {
+      this.broken = err instanceof Error ? err : new Error(String(err));
+      this.failAll(this.broken);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private serveSpooled(): void {
+    for (let i = 0; i < this.queue.length;) {
+      const w = this.queue[i]!;
+      const small = this.small.get(w.digest);
+      if (small) {
+        this.queue.splice(i, 1);
+        w.resolve(Readable.from([Buffer.from(small)]));
+        continue;
+      }
+      const file = this.spooled.get(w.digest);
+      if (file === undefined) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      if (w.spool) {
+        w.resolve(file);
+      } else {
+        const out = createReadStream(file);
+        this.used(w.digest, out);
+        w.resolve(out);
+      }
+    }
+  }
+
+  private failAll(err: unknown): void {
+    for (const w of this.queue.splice(0)) w.reject(err);
+  }
+
+  private async spoolEntry(entry: { desc: Descriptor; data: Readable }): Promise<void> {
+    const file = join(await this.spoolDirectory(), entry.desc.digest.slice(7));
+    await streamToFile(entry.data, file);
+    this.spooled.set(entry.desc.digest, file);
+  }
+
+  private async spoolDirectory(): Promise<string> {
+    this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-bundle-"));
+    return this.spoolDir;
+  }
+
+  /** Read the next entry: small documents are kept, a layer becomes the entry at hand. */
+  private async advance(): Promise<void> {
+    const entry = await this.reader.next();
+    if (!entry) {
+      this.ended = true;
+      return;
+    }
+    if (entry.type === "small") this.small.set(entry.desc.digest, entry.bytes);
+    else if (entry.type === "layer") this.current = { desc: entry.desc, data: entry.data };
+  }
+
+  /**
+   * Read the rest of the bundle, checking every blob nobody asked for, and the bundle's
+   * completeness at its end. An unpack commits only after this.
+   */
+  async finish(): Promise<void> {
+    while (this.pumping || this.queue.length > 0) await new Promise((r) => setImmediate(r));
+    if (this.broken) throw this.broken;
+    for (;;) {
+      if (this.current) {
+        const { data } = this.current;
+        this.current = undefined;
+        await drain(data);
+      }
+      if (this.ended) return;
+      await this.advance();
+    }
+  }
+
+  /** Stop after the small documents (inspect without --full). */
+  stopAtLayers(): BundleContents {
+    this.reader.stopAtLayers();
+    return this.contents;
+  }
+
+  async close(): Promise<void> {
+    this.current?.data.destroy();
+    this.current = undefined;
+    if (!this.ended) this.reader.stop();
+    this.failAll(new Error(`${this.label}: closed`));
+    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
+  }
+}
+
+function rebuildLabel(original: Descriptor, recipe: GzipRecipe): string {
+  return `regenerated layer ${shortDigest(original.digest)}… (recipe ${describeRecipe(recipe)})`;
+}
