@@ -1,0 +1,37 @@
+import { defaultCacheDir } from "../cache-dir";
+import { defineCommand } from "../command-module";
+import { formatBytes, printJson, table } from "../output";
+
+export const cacheCommand = defineCommand({
+  command: "cache <action>",
+  describe: "list or prune the content-addressed store",
+  builder: (y) =>
+    y
+      .positional("action", { choices: ["ls", "prune"] as const, demandOption: true })
+      .option("cache", { type: "string", default: defaultCacheDir(), describe: "store directory" })
+      .option("all", { type: "boolean", default: false, describe: "prune: empty the store completely" })
+      .example("$0 cache ls", "images and space used")
+      .example("$0 cache prune", "drop blobs no cached image uses"),
+  handler: async (a) => {
+    const [{ Store }, { listStore, pruneStore }] = await Promise.all([
+      import("../../store/store.js"),
+      import("../../store/admin.js"),
+    ]);
+    const store = await Store.open(a.cache);
+    if (a.action === "ls") {
+      const l = await listStore(store);
+      if (a.json) printJson(l);
+      else {
+        const rows = [
+          ["IMAGE", "DIGEST", "TYPE"],
+          ...l.images.map((i) => [i.name, i.digest, i.mediaType.replace(/^application\/vnd\./, "")]),
+        ];
+        process.stdout.write(table(rows) + `\n\n${l.blobs} blobs, ${formatBytes(l.bytes)} in ${l.root}\n`);
+      }
+    } else {
+      const r = await pruneStore(store, a.all);
+      if (a.json) printJson(r);
+      else if (!a.quiet) process.stdout.write(`removed ${r.removed} blobs, ${formatBytes(r.bytes)}\n`);
+    }
+  },
+});

@@ -1,0 +1,22 @@
+import { stat } from "node:fs/promises";
+import { defineCommand } from "../command-module";
+import { printJson } from "../output";
+import { printSummary } from "../summary";
+
+export const inspectCommand = defineCommand({
+  command: "inspect <bundle>",
+  describe: "list images, platforms and layers of a bundle",
+  builder: (y) =>
+    y
+      .positional("bundle", { type: "string", describe: "bundle file, or - for stdin" })
+      .option("verify", { type: "boolean", default: false, describe: "also read and verify every layer" })
+      .example("$0 inspect site.tar.xz", "a table")
+      .example("$0 inspect site.tar.xz --json | jq '.images[].name'", "for scripts"),
+  handler: async (a) => {
+    const { inspect } = await import("../../bundle/unpack.js");
+    const s = await inspect(a.bundle || "-", a.verify);
+    const bytes = a.bundle && a.bundle !== "-" ? (await stat(a.bundle)).size : undefined;
+    if (a.json) printJson({ ...s, ...(bytes !== undefined ? { bundleBytes: bytes } : {}) });
+    else printSummary(s, bytes);
+  },
+});

@@ -1,0 +1,179 @@
+import { readFile } from "node:fs/promises";
+import { layerModes, type LayerMode } from "../../copy/layer-modes";
+import type { StreamFormat } from "../../compression/sniff";
+import { formatFromName } from "../../bundle/extensions";
+import { pack } from "../../bundle/pack";
+import { hostPlatform, parsePlatformString } from "../../oci/platform";
+import { UsageError } from "../../util/errors";
+import { defaultCacheDir } from "../cache-dir";
+import { defineCommand } from "../command-module";
+import { readCredential } from "../credentials";
+import { log, type Globals } from "../globals";
+import { formatBytes, printJson } from "../output";
+import { createReporter } from "../progress";
+
+const compressChoices = ["xz", "zstd", "gzip", "none"] as const;
+
+/** -f FILE: one reference per line, `#` starts a comment (k3s/rke2 air-gap image lists). */
+async function readImageLists(files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
+    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`-f ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`);
+    });
+    for (const line of text.split(/\r?\n/)) {
+      const ref = line.replace(/#.*$/, "").trim();
+      if (ref) out.push(ref);
+    }
+  }
+  return out;
+}
+
+export const packCommand = defineCommand({
+  command: "pack [sources..]",
+  describe: "pack images into one bundle file",
+  builder: (y) =>
+    y
+      .positional("sources", {
+        type: "string",
+        array: true,
+        describe:
+          "registry reference (alpine:3.20, ghcr.io/org/app@sha256:…), docker://REF, oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref]",
+      })
+      .option("output", {
+        alias: "o",
+        type: "string",
+        demandOption: true,
+        describe: "bundle file (.tar.xz, .tar.zst, .tar.gz, .tar) or - for stdout",
+      })
+      .option("compress", {
+        choices: compressChoices,
+        describe: "outer compression (default: from the file name; xz for stdout)",
+      })
+      .option("level", { type: "number", describe: "compression level (xz 0-9, zstd 1-19, gzip 1-9)" })
+      .option("threads", { alias: "T", type: "number", describe: "compression threads (default: all cores)" })
+      .option("layers", {
+        choices: layerModes,
+        default: "keep" as LayerMode,
+        describe: "convert each layer to this compression",
+      })
+      .option("platform", {
+        type: "string",
+        array: true,
+        describe: "os/arch[/variant] to take from multi-platform images (repeatable); default: host",
+      })
+      .option("all-platforms", {
+        type: "boolean",
+        default: false,
+        describe: "take every platform of multi-platform images",
+      })
+      .option("preserve-digests", {
+        type: "boolean",
+        default: true,
+        describe:
+          "with --layers uncompressed: store a recipe per gzip layer so unpack restores the original digests " +
+          "(layers no encoder reproduces are kept compressed); --no-preserve-digests converts plainly",
+      })
+      .option("verify-diff-ids", {
+        type: "boolean",
+        default: false,
+        describe:
+          "also decompress layers kept as they are and check them against the config's diff_ids " +
+          "(converted layers are always checked; blob digests always are)",
+      })
+      .option("images-file", {
+        alias: "f",
+        type: "string",
+        array: true,
+        describe: "file with one image reference per line (# comments), like k3s/rke2 image lists",
+      })
+      .option("insecure-registry", {
+        type: "string",
+        array: true,
+        describe: "HOST[:PORT] that may use plain HTTP or unverified TLS (localhost/127.0.0.1 may use HTTP anyway)",
+      })
+      .option("ca-file", { type: "string", describe: "PEM file of extra CA certificates to trust for registries" })
+      .option("username", { type: "string", describe: "registry user name (with --password-stdin)" })
+      .option("password-stdin", { type: "boolean", default: false, describe: "read the registry password from stdin" })
+      .option("with-attestations", {
+        type: "boolean",
+        default: false,
+        describe: "include attestation manifests (unknown/unknown)",
+      })
+      .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
+      .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
+      .example(
+        "$0 pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz",
+        "two images from registries (host platform)",
+      )
+      .example("$0 pack -f images.txt --all-platforms --layers uncompressed -o site.tar.xz", "a k3s-style image list")
+      .example("$0 pack oci:./layout:app -o app.tar.xz", "one image from an OCI layout, xz-compressed")
+      .example(
+        "$0 pack docker-archive:saved.tar oci-archive:b.tar --layers uncompressed -o site.tar.zst",
+        "two archives, layers stored uncompressed, zstd outer",
+      )
+      .example("$0 pack oci:./layout --all-platforms -o - | ssh diode 'cat > site.tar.xz'", "stream to stdout"),
+  handler: async (a, signal) => {
+    const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
+    const out = a.output;
+    const compress = (a.compress as StreamFormat | undefined) ?? (out === "-" ? "xz" : formatFromName(out));
+    if (!compress)
+      throw new UsageError(
+        `cannot tell the compression from "${out}"; name it .tar.xz/.tar.zst/.tar.gz/.tar or pass --compress`,
+      );
+    const platforms = (a.platform ?? []).map(parsePlatformString);
+    const reporter = createReporter(!g.quiet && !g.json);
+    try {
+      const sources = [...(a.sources ?? []), ...(await readImageLists(a["images-file"] ?? []))];
+      if (sources.length === 0) throw new UsageError("name at least one image (or -f FILE)");
+      const credential = await readCredential(a.username, a["password-stdin"]);
+      const result = await pack({
+        sources,
+        registry: {
+          insecureRegistries: a["insecure-registry"] ?? [],
+          ...(a["ca-file"] ? { caFile: a["ca-file"] } : {}),
+          ...(credential ? { credential } : {}),
+        },
+        out,
+        cacheDir: a.cache,
+        compress,
+        ...(a.level !== undefined ? { compressLevel: a.level } : {}),
+        ...(a.threads !== undefined ? { threads: a.threads } : {}),
+        layers: a.layers,
+        platforms: platforms.length > 0 ? platforms : [hostPlatform()],
+        allPlatforms: a["all-platforms"],
+        withAttestations: a["with-attestations"],
+        preserveDigests: a["preserve-digests"] && a.layers === "uncompressed",
+        verifyDiffIds: a["verify-diff-ids"],
+        jobs: Math.max(1, a.jobs),
+        ...(reporter.listener ? { onProgress: reporter.listener } : {}),
+        signal,
+      });
+      reporter.stop();
+      if (g.json)
+        printJson({ output: out, bytes: result.bytesWritten, blobs: result.blobs, metadata: result.metadata });
+      else {
+        for (const img of result.metadata.images) {
+          const conv = img.manifests.flatMap((m) => m.layers).filter((l) => l.mode === "converted").length;
+          const total = img.manifests.flatMap((m) => m.layers).length;
+          log(
+            g,
+            `packed ${img.name} (${img.manifests.length} manifest(s), ${total} layers, ${conv} converted) ${img.digest}`,
+          );
+          for (const s of img.skipped) log(g, `  left out ${s.platform} ${s.digest.slice(0, 19)}…: ${s.reason}`);
+        }
+        for (const f of result.foreign)
+          log(
+            g,
+            `warning: foreign layer ${f.digest} (${f.mediaType}) is not in the bundle; it must be fetched from ${f.urls?.join(", ") ?? "its URL"} on the other side`,
+          );
+        log(
+          g,
+          `wrote ${out === "-" ? "stdout" : out}: ${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`,
+        );
+      }
+    } finally {
+      reporter.stop();
+    }
+  },
+});

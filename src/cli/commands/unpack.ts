@@ -1,0 +1,72 @@
+import { stat } from "node:fs/promises";
+import { layerModes } from "../../copy/layer-modes";
+// The implementation loads when the command runs: a pack never pays for unpack's.
+import type { UnpackFormat } from "../../bundle/unpack";
+import { defaultCacheDir } from "../cache-dir";
+import { defineCommand } from "../command-module";
+import { log, type Globals } from "../globals";
+import { printJson } from "../output";
+import { createReporter } from "../progress";
+
+export const unpackCommand = defineCommand({
+  command: "unpack <bundle>",
+  describe: "verify a bundle and write an OCI layout or an importable tar",
+  builder: (y) =>
+    y
+      .positional("bundle", { type: "string", describe: "bundle file, or - for stdin" })
+      .option("output", {
+        alias: "o",
+        type: "string",
+        demandOption: true,
+        describe: "directory (--format oci), file, or - for stdout",
+      })
+      .option("format", {
+        choices: ["oci", "oci-archive", "docker-archive"] as const,
+        describe:
+          "oci: a layout directory; oci-archive: a tar of it; docker-archive: the same tar plus docker's manifest.json, " +
+          "which podman needs for several images (default: docker-archive; oci when -o is a directory or ends in /)",
+      })
+      .option("force", {
+        type: "boolean",
+        default: false,
+        describe: "replace an output directory that holds a different layout",
+      })
+      .option("layers", { choices: layerModes, describe: "convert layers again on the way out (goes through --cache)" })
+      .option("restore-digests", {
+        type: "boolean",
+        default: true,
+        describe:
+          "rebuild the original gzip layers and manifests of digest-preserving bundles (--no-restore-digests: as packed)",
+      })
+      .option("cache", { type: "string", default: defaultCacheDir(), describe: "store used by --layers" })
+      .example("$0 unpack site.tar.xz -o - | ctr -n k8s.io images import -", "import into containerd")
+      .example(
+        "$0 unpack site.tar.xz --format docker-archive -o images.tar && podman load -i images.tar",
+        "docker/podman load",
+      )
+      .example("$0 unpack site.tar.xz --format oci -o ./layout", "an OCI layout directory"),
+  handler: async (a, signal) => {
+    const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
+    const isDir = a.output.endsWith("/") || (await stat(a.output).catch(() => undefined))?.isDirectory() === true;
+    const format: UnpackFormat = (a.format as UnpackFormat | undefined) ?? (isDir ? "oci" : "docker-archive");
+    const reporter = createReporter(!g.quiet && !g.json);
+    const { unpack, summarize } = await import("../../bundle/unpack.js");
+    const contents = await unpack({
+      input: a.bundle || "-",
+      out: a.output.replace(/(.)\/+$/, "$1"),
+      format,
+      force: a.force,
+      restoreDigests: a["restore-digests"],
+      ...(a.layers ? { layers: a.layers, cacheDir: a.cache } : {}),
+      ...(reporter.listener ? { onProgress: reporter.listener } : {}),
+      signal,
+    }).finally(() => reporter.stop());
+    const s = summarize(contents);
+    if (g.json) printJson({ output: a.output, outputFormat: format, ...s });
+    else
+      log(
+        g,
+        `verified ${s.totals.blobs} blobs of ${s.images.length} image(s); wrote ${a.output === "-" ? "stdout" : a.output} (${format})`,
+      );
+  },
+});

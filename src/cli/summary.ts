@@ -1,0 +1,48 @@
+import type { BundleSummary } from "../bundle/unpack";
+import { formatBytes, table } from "./output";
+
+/** inspect's human output: one row per layer, then totals, recipe savings and what was left out. */
+export function printSummary(s: BundleSummary, bundleBytes?: number): void {
+  const rows: string[][] = [["IMAGE", "PLATFORM", "LAYER", "TYPE", "SIZE", "UNCOMPRESSED", "PACKED AS"]];
+  for (const img of s.images) {
+    for (const p of img.platforms) {
+      p.layers.forEach((l, i) => {
+        rows.push([
+          i === 0 ? img.name : "",
+          i === 0 ? p.platform : "",
+          l.digest.slice(7, 19),
+          l.compression,
+          formatBytes(l.size),
+          l.uncompressedSize !== undefined ? formatBytes(l.uncompressedSize) : "?",
+          l.mode,
+        ]);
+      });
+      if (p.layers.length === 0) rows.push([img.name, p.platform, "-", "-", "-", "-", "-"]);
+    }
+  }
+  process.stdout.write(table(rows) + "\n");
+  const t = s.totals;
+  const unc = t.uncompressedKnown ? formatBytes(t.uncompressedBytes) : `≥${formatBytes(t.uncompressedBytes)}`;
+  process.stdout.write(
+    `\n${s.images.length} image(s), ${t.blobs} blobs; layers ${formatBytes(t.layerBytes)} stored, ${unc} uncompressed; bundle compression: ${s.format}` +
+      (s.layersMode ? `; layers mode: ${s.layersMode}` : "") +
+      (s.tool ? `; made by ${s.tool} at ${s.created}` : "") +
+      "\n",
+  );
+  if (s.recipes) {
+    const r = s.recipes;
+    const pct = (a: number, b: number): string => (b === 0 ? "-" : `${((100 * a) / b).toFixed(0)}%`);
+    const diff = bundleBytes === undefined ? 0 : r.originalLayerBytes - bundleBytes;
+    const saved =
+      bundleBytes === undefined
+        ? ""
+        : `; bundle is ${pct(Math.abs(diff), r.originalLayerBytes)} ${diff >= 0 ? "smaller" : "larger"} than the original layers`;
+    process.stdout.write(
+      `digests preserved: ${r.withRecipe}/${r.gzipLayers} gzip layers (${pct(r.withRecipe, r.gzipLayers)}) have recipes (${r.recipeBytes} bytes)${saved}\n`,
+    );
+  }
+  for (const img of s.images) {
+    for (const sk of img.skipped)
+      process.stdout.write(`note: ${img.name}: left out ${sk.platform} ${sk.digest.slice(0, 19)}… (${sk.reason})\n`);
+  }
+}
