@@ -54,24 +54,28 @@ export function openInput(path: string): Readable {
  * Decompress a bundle stream, detecting xz, zstd, gzip or plain tar by magic bytes.
  * Returns the tar stream and the detected format.
  */
-export async function openTarStream(input: Readable, what: string): Promise<{ tar: Readable; format: StreamFormat }> {
+export async function openTarStream(
+  input: Readable,
+  errorLabel: string,
+): Promise<{ tar: Readable; format: StreamFormat }> {
   let head: Buffer;
   try {
     head = await peek(input, 512);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const reason = e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message;
-    throw new Error(`${what}: cannot read (${reason})`, { cause: err });
+    throw new Error(`${errorLabel}: cannot read (${reason})`, { cause: err });
   }
-  if (head.length === 0) throw new Error(`${what}: empty input (expected a bundle)`);
+  if (head.length === 0) throw new Error(`${errorLabel}: empty input (expected a bundle)`);
   const format = sniffCompression(head);
   if (format === "none") {
-    if (!looksLikeTar(head)) throw new Error(`${what}: not a bundle (neither a tar nor xz/zstd/gzip-compressed data)`);
+    if (!looksLikeTar(head))
+      throw new Error(`${errorLabel}: not a bundle (neither a tar nor xz/zstd/gzip-compressed data)`);
     const pass = new PassThrough({ highWaterMark: 1 << 20 });
     input.on("error", (err) => pass.destroy(err));
     return { tar: input.pipe(pass), format };
   }
-  const decoder = decompressStream(format, what);
+  const decoder = decompressStream(format, errorLabel);
   input.on("error", (err) => decoder.destroy(err));
   const tar = input.pipe(decoder) as Readable;
   return { tar, format };

@@ -32,6 +32,8 @@ export async function writeOutput(data: Readable, out: string, opts: OutputOptio
   }
   // Devices and pipes (/dev/null, a FIFO) are written in place: renaming over them would replace them.
   const existing = await stat(out).catch(() => undefined);
+  // The writer may have failed while we looked: a pipeline from a destroyed stream would never settle.
+  if (data.destroyed) throw new Error(`${out}: nothing written (the output was abandoned before writing began)`);
   if (existing && !existing.isFile() && !existing.isDirectory()) {
     await pipeline(data, compressor, counter, createWriteStream(out, { flags: "w" }), signalOpt);
     return { bytes };

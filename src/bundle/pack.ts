@@ -291,11 +291,11 @@ async function writeBundleInPlace(
     // Biggest first: the last transfers to finish are then short ones, not one big one running alone.
     const bySize = [...plan.layers].sort((a, b) => b.size - a.size);
     await mapPool(bySize, opts.jobs, async (layer) => {
-      const what = `layer ${layer.digest}`;
+      const errorLabel = `layer ${layer.digest}`;
       const progress = bundleProgress(layer, opts.onProgress);
-      const spot = tar.spot(layer.digest, what, progress);
+      const spot = tar.spot(layer.digest, errorLabel, progress);
       try {
-        await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, what, opts.signal));
+        await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, errorLabel, opts.signal));
       } catch (err) {
         cancel(); // the others stop now instead of finishing for a bundle that will be thrown away
         throw err;

@@ -86,9 +86,9 @@ export class PositionalTar {
   }
 
   /** Where the data of layer `digest` goes (for a download that writes it there as well). */
-  spot(digest: Digest, what: string, onBytes?: (bytes: number) => void): FileSpot {
+  spot(digest: Digest, errorLabel: string, onBytes?: (bytes: number) => void): FileSpot {
     const place = this.layerAt.get(digest);
-    if (!place) throw new Error(`${what}: not in the bundle's plan`);
+    if (!place) throw new Error(`${errorLabel}: not in the bundle's plan`);
     return { target: this.target, start: place.position, ...(onBytes ? { onBytes } : {}) };
   }
 

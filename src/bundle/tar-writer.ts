@@ -21,7 +21,11 @@ export class TarWriter {
   readonly pack = tar.pack({ highWaterMark: STREAM_BUFFER });
   private readonly dirs = new Set<string>();
 
-  constructor(private readonly mtime: Date) {}
+  constructor(private readonly mtime: Date) {
+    // Errors reach the caller through addStream() and the output's pipeline; a failed entry can make
+    // the pack emit again after that pipeline let go of it, which must not crash the process.
+    this.pack.on("error", () => undefined);
+  }
 
   /** The tar byte stream (a Node Readable). */
   get output(): Readable {

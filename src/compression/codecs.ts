@@ -47,7 +47,7 @@ class ChildFilter extends Duplex {
   constructor(
     cmd: string,
     args: string[],
-    private readonly what: string,
+    private readonly errorLabel: string,
   ) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
     this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -75,7 +75,7 @@ class ChildFilter extends Duplex {
       this.stdinBroken = true;
       this.child.stdin.emit("drain");
     });
-    this.child.on("error", (err) => this.destroy(new Error(`${what}: cannot run ${cmd}: ${err.message}`)));
+    this.child.on("error", (err) => this.destroy(new Error(`${errorLabel}: cannot run ${cmd}: ${err.message}`)));
     this.child.on("exit", (code, signal) => {
       this.exitCode = signal ? 128 : code;
       this.settle();
@@ -99,7 +99,7 @@ class ChildFilter extends Duplex {
     }
     const last = this.stderr.trim().split("\n").pop() ?? "";
     const detail = last.replace(/^xz: \(stdin\): /, "") || `exit ${String(this.exitCode)}`;
-    this.destroy(new Error(`${this.what}: ${detail}`));
+    this.destroy(new Error(`${this.errorLabel}: ${detail}`));
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -122,8 +122,8 @@ class ChildFilter extends Duplex {
   }
 }
 
-function spawnFilter(cmd: string, args: string[], what: string): Duplex {
-  return new ChildFilter(cmd, args, what);
+function spawnFilter(cmd: string, args: string[], errorLabel: string): Duplex {
+  return new ChildFilter(cmd, args, errorLabel);
 }
 
 function zstd(): typeof ZstdNapi {
@@ -160,7 +160,7 @@ export function compressStream(format: StreamFormat, opts: CompressOptions = {})
 }
 
 /** Decompressor for one stream format. `what` names the input in error messages. */
-export function decompressStream(format: StreamFormat, what: string): Duplex | Transform {
+export function decompressStream(format: StreamFormat, errorLabel: string): Duplex | Transform {
   switch (format) {
     case "none":
       return new PassThrough({ highWaterMark: 1 << 20 });
@@ -170,7 +170,7 @@ export function decompressStream(format: StreamFormat, what: string): Duplex | T
       return new (zstd().DecompressStream)();
     case "xz":
       if (hasSystemXz())
-        return spawnFilter("xz", ["-d", "-c", "-q", `-T${defaultThreads()}`], `${what}: corrupt xz stream`);
+        return spawnFilter("xz", ["-d", "-c", "-q", `-T${defaultThreads()}`], `${errorLabel}: corrupt xz stream`);
       return lzma().createDecompressor();
   }
 }

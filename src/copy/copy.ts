@@ -131,27 +131,27 @@ interface Copied {
 }
 
 /** Keep an original document in the store when the converted one differs (for digest restoration). */
-async function keepOriginal(ctx: Ctx, desc: Descriptor, bytes: Uint8Array, what: string): Promise<void> {
+async function keepOriginal(ctx: Ctx, desc: Descriptor, bytes: Uint8Array, errorLabel: string): Promise<void> {
   if (!ctx.opts.preserveDigests) return;
-  await ctx.store.putSmall(desc, bytes, what);
+  await ctx.store.putSmall(desc, bytes, errorLabel);
   ctx.report.originals.push({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size });
 }
 
-async function copyNode(ctx: Ctx, desc: Descriptor, what: string, top: boolean): Promise<Copied> {
+async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boolean): Promise<Copied> {
   if (isSchema1(desc.mediaType)) {
     throw new Error(
-      `${what}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
+      `${errorLabel}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
     );
   }
-  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, what);
-  if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, what);
-  const bytes = await ctx.source.fetchSmall(desc, what);
-  const type = sniffManifestType(parseJson(bytes, what));
-  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, what);
-  if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, what);
-  if (top) throw new Error(`${what}: ${desc.mediaType} is neither an image index nor a manifest`);
+  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, errorLabel);
+  if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, errorLabel);
+  const bytes = await ctx.source.fetchSmall(desc, errorLabel);
+  const type = sniffManifestType(parseJson(bytes, errorLabel));
+  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, errorLabel);
+  if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, errorLabel);
+  if (top) throw new Error(`${errorLabel}: ${desc.mediaType} is neither an image index nor a manifest`);
   // An artifact manifest of a type we don't know, referenced from an index: copied as it is.
-  await ctx.store.putSmall(desc, bytes, what);
+  await ctx.store.putSmall(desc, bytes, errorLabel);
   return { converted: desc, restored: desc };
 }
 
@@ -165,10 +165,10 @@ function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
   return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
 }
 
-async function copyIndex(ctx: Ctx, desc: Descriptor, what: string): Promise<Copied> {
-  const bytes = await ctx.source.fetchSmall(desc, what);
-  const index = parseIndex(bytes, what);
-  const doc = parseJson(bytes, what) as { manifests: unknown[] };
+async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promise<Copied> {
+  const bytes = await ctx.source.fetchSmall(desc, errorLabel);
+  const index = parseIndex(bytes, errorLabel);
+  const doc = parseJson(bytes, errorLabel) as { manifests: unknown[] };
   const kept: { i: number; child: Descriptor }[] = [];
   for (const [i, child] of index.manifests.entries()) {
     const reason = selectChild(ctx, child);
@@ -181,7 +181,7 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string): Promise<Copi
     const have = index.manifests.map((m) => formatPlatform(m.platform)).join(", ");
     const want = ctx.opts.platforms.map(formatPlatform).join(", ");
     throw new Error(
-      `${what}: no manifest for platform ${want} (the index has: ${have}); use --platform or --all-platforms`,
+      `${errorLabel}: no manifest for platform ${want} (the index has: ${have}); use --platform or --all-platforms`,
     );
   }
   const filtered = kept.length !== index.manifests.length;
@@ -190,7 +190,7 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string): Promise<Copi
   const newEntries: unknown[] = [];
   const restoredEntries: unknown[] = [];
   for (const { i, child } of kept) {
-    const copied = await copyNode(ctx, child, `${what} [${formatPlatform(child.platform)}]`, false);
+    const copied = await copyNode(ctx, child, `${errorLabel} [${formatPlatform(child.platform)}]`, false);
     const entry = { ...(doc.manifests[i] as Record<string, unknown>) };
     const restoredEntry = { ...entry };
     if (copied.converted.digest !== child.digest) {
@@ -208,23 +208,23 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string): Promise<Copi
     restoredEntries.push(restoredEntry);
   }
   if (!changed) {
-    await ctx.store.putSmall(desc, bytes, what);
+    await ctx.store.putSmall(desc, bytes, errorLabel);
     return { converted: desc, restored: desc };
   }
   // Keep the original index too, so nothing about the source is lost.
-  await ctx.store.putSmall(desc, bytes, what);
+  await ctx.store.putSmall(desc, bytes, errorLabel);
   let restored = desc;
   if (ctx.opts.preserveDigests) {
     if (restoredChanged) {
       // Platforms were left out: the restorable index lists the original manifests that are inside.
-      const out = encodeJson({ ...parseJson(bytes, what), manifests: restoredEntries });
+      const out = encodeJson({ ...parseJson(bytes, errorLabel), manifests: restoredEntries });
       restored = { mediaType: desc.mediaType, digest: sha256(out), size: out.length };
-      await keepOriginal(ctx, restored, out, what);
+      await keepOriginal(ctx, restored, out, errorLabel);
     } else {
-      await keepOriginal(ctx, desc, bytes, what);
+      await keepOriginal(ctx, desc, bytes, errorLabel);
     }
   }
-  const full = parseJson(bytes, what);
+  const full = parseJson(bytes, errorLabel);
   const anyOciChild = newEntries.some((e) => mediaTypeInfo(String((e as Descriptor).mediaType))?.family === "oci");
   full.manifests = newEntries;
   let mediaType = desc.mediaType;
@@ -232,21 +232,21 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, what: string): Promise<Copi
   if (full.mediaType !== undefined || mediaType !== desc.mediaType) full.mediaType = mediaType;
   const out = encodeJson(full);
   const newDesc: Descriptor = { mediaType, digest: sha256(out), size: out.length };
-  await ctx.store.putSmall(newDesc, out, what);
+  await ctx.store.putSmall(newDesc, out, errorLabel);
   return { converted: newDesc, restored };
 }
 
-async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<Copied> {
+async function copyManifest(ctx: Ctx, desc: Descriptor, errorLabel: string): Promise<Copied> {
   const { source, store, opts } = ctx;
-  const bytes = await source.fetchSmall(desc, what);
-  const manifest = parseManifest(bytes, what);
-  const configBytes = await source.fetchSmall(manifest.config, `${what} config`);
-  await store.putSmall(manifest.config, configBytes, `${what} config`);
+  const bytes = await source.fetchSmall(desc, errorLabel);
+  const manifest = parseManifest(bytes, errorLabel);
+  const configBytes = await source.fetchSmall(manifest.config, `${errorLabel} config`);
+  await store.putSmall(manifest.config, configBytes, `${errorLabel} config`);
   const isImage =
     manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig;
-  const diffIds = isImage ? (parseConfig(configBytes, `${what} config`).rootfs?.diff_ids ?? []) : [];
+  const diffIds = isImage ? (parseConfig(configBytes, `${errorLabel} config`).rootfs?.diff_ids ?? []) : [];
   if (isImage && diffIds.length !== manifest.layers.length) {
-    throw new Error(`${what}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
+    throw new Error(`${errorLabel}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
   }
   const sourceFamily: Family = mediaTypeInfo(desc.mediaType)?.family ?? "oci";
   // v2s2 has no zstd layer type: a zstd target (or zstd layer kept) means an OCI manifest.
@@ -260,7 +260,7 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<C
   const family: Family = needsOci ? "oci" : sourceFamily;
 
   const results = await mapPool(manifest.layers, opts.jobs, async (layer, i) => {
-    const layerWhat = `${what} layer ${shortDigest(layer.digest)}…`;
+    const layerWhat = `${errorLabel} layer ${shortDigest(layer.digest)}…`;
     const convertOpts = {
       mode: isImage ? opts.layers : ("keep" as const),
       family,
@@ -289,9 +289,9 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<C
     !needsOci && layers.every((l) => l.stored.digest === l.source.digest && l.stored.mediaType === l.source.mediaType);
   let result = desc;
   if (unchanged) {
-    await store.putSmall(desc, bytes, what);
+    await store.putSmall(desc, bytes, errorLabel);
   } else {
-    const doc = parseJson(bytes, what);
+    const doc = parseJson(bytes, errorLabel);
     const rawLayers = doc.layers as Record<string, unknown>[];
     doc.layers = layers.map((l, i) => {
       const entry: Record<string, unknown> = {
@@ -309,8 +309,8 @@ async function copyManifest(ctx: Ctx, desc: Descriptor, what: string): Promise<C
     }
     const out = encodeJson(doc);
     result = { mediaType: needsOci ? MediaType.ociManifest : desc.mediaType, digest: sha256(out), size: out.length };
-    await store.putSmall(result, out, what);
-    await keepOriginal(ctx, desc, bytes, what);
+    await store.putSmall(result, out, errorLabel);
+    await keepOriginal(ctx, desc, bytes, errorLabel);
   }
   ctx.report.manifests.push({
     ...(desc.platform ? { platform: desc.platform } : {}),

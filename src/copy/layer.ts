@@ -68,10 +68,12 @@ export async function convertLayer(
   store: Store,
   layer: Descriptor,
   diffId: Digest | undefined,
-  what: string,
+  errorLabel: string,
   opts: ConvertOptions,
 ): Promise<LayerResult> {
-  return store.exclusive(`layer ${layer.digest}`, () => convertOneLayer(source, store, layer, diffId, what, opts));
+  return store.exclusive(`layer ${layer.digest}`, () =>
+    convertOneLayer(source, store, layer, diffId, errorLabel, opts),
+  );
 }
 
 async function convertOneLayer(
@@ -79,7 +81,7 @@ async function convertOneLayer(
   store: Store,
   layer: Descriptor,
   diffId: Digest | undefined,
-  what: string,
+  errorLabel: string,
   opts: ConvertOptions,
 ): Promise<LayerResult> {
   const info = mediaTypeInfo(layer.mediaType);
@@ -91,7 +93,7 @@ async function convertOneLayer(
   const label = shortDigest(layer.digest).slice(7);
   if (from === undefined || info === undefined) {
     // Unknown layer type (artifact payload): copied byte for byte.
-    return copyBlob(source, store, layer, undefined, what, opts);
+    return copyBlob(source, store, layer, undefined, errorLabel, opts);
   }
   const to = targetCompression(opts.mode, from);
   const carried = source.recipeFor?.(layer);
@@ -100,25 +102,25 @@ async function convertOneLayer(
     // the recipe too where the copy keeps digests, instead of rebuilding and identifying it again.
     const keepRecipe = opts.mode === "keep" || (to === "none" && opts.preserveDigests === true);
     if (keepRecipe || to === "none") {
-      return carryUncompressed(source, store, layer, carried, what, {
+      return carryUncompressed(source, store, layer, carried, errorLabel, {
         ...opts,
         keepRecipe,
         nonDistributable: info.nonDistributable,
       });
     }
   }
-  if (to === from) return copyBlob(source, store, layer, diffId, what, opts);
+  if (to === from) return copyBlob(source, store, layer, diffId, errorLabel, opts);
   if (opts.preserveDigests && to === "none") {
     // The original blob must be in the store (verified) to be compared against; its diff_id is
     // checked by the identification pass itself.
     const inline: ConvertOptions = { ...opts, verifyDiffIds: false };
     delete inline.background; // identification needs the blob now
-    const copied = await copyBlob(source, store, layer, diffId, what, inline);
+    const copied = await copyBlob(source, store, layer, diffId, errorLabel, inline);
     if (from !== "gzip" || !diffId) {
       return { ...copied, keptReason: `${from} layers are kept as they are (no ${from} recipes yet)` };
     }
     const identify = async (): Promise<LayerResult> =>
-      (await preserve()).preserveGzipLayer(store, layer, diffId, what, opts, copied.uncompressedSize);
+      (await preserve()).preserveGzipLayer(store, layer, diffId, errorLabel, opts, copied.uncompressedSize);
     return opts.cpu ? opts.cpu.run(identify) : identify();
   }
 
@@ -132,13 +134,13 @@ async function convertOneLayer(
       ...(measured ? { uncompressedSize: measured.size } : {}),
     };
   }
-  if (!diffId) throw new Error(`${what}: no diff_id in the config for this layer; cannot verify a conversion`);
+  if (!diffId) throw new Error(`${errorLabel}: no diff_id in the config for this layer; cannot verify a conversion`);
 
-  const raw = await source.blob(layer, what, opts.signal);
-  const diffCheck = diffIdCheck(diffId, what);
+  const raw = await source.blob(layer, errorLabel, opts.signal);
+  const diffCheck = diffIdCheck(diffId, errorLabel);
   const stages = [
     meter(id, label, layer.size, opts.onProgress),
-    decompressStream(from, what),
+    decompressStream(from, errorLabel),
     diffCheck,
     compressStream(to, opts.level !== undefined ? { level: opts.level, threads: 1 } : { threads: 1 }),
   ];
@@ -159,11 +161,11 @@ function copyBlob(
   store: Store,
   layer: Descriptor,
   diffId: Digest | undefined,
-  what: string,
+  errorLabel: string,
   opts: ConvertOptions,
 ): Promise<LayerResult> {
   // Several layers (of other images, or a recipe layer's uncompressed blob) may need this blob at once.
-  return store.exclusive(`blob ${layer.digest}`, () => copyOneBlob(source, store, layer, diffId, what, opts));
+  return store.exclusive(`blob ${layer.digest}`, () => copyOneBlob(source, store, layer, diffId, errorLabel, opts));
 }
 
 async function copyOneBlob(
@@ -171,13 +173,15 @@ async function copyOneBlob(
   store: Store,
   layer: Descriptor,
   diffId: Digest | undefined,
-  what: string,
+  errorLabel: string,
   opts: ConvertOptions,
 ): Promise<LayerResult> {
   const compression = layerCompression(layer.mediaType);
   const descriptor: Descriptor = { ...layer, mediaType: familyType(layer, opts.family) };
   if (compression === "none" && diffId !== undefined && diffId !== layer.digest) {
-    throw new Error(`${what}: uncompressed layer digest differs from the config's diff_id ${shortDigest(diffId)}…`);
+    throw new Error(
+      `${errorLabel}: uncompressed layer digest differs from the config's diff_id ${shortDigest(diffId)}…`,
+    );
   }
   if (await store.hasBlob(layer)) {
     if (compression === "none") return { descriptor, action: "copied", uncompressedSize: layer.size };
@@ -186,13 +190,18 @@ async function copyOneBlob(
       return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
     }
     // In the store but never checked against this diff_id: check it from the stored copy.
-    const check = diffIdCheck(diffId, what);
-    await pipeline(await store.blob(layer, what, opts.signal), decompressStream(compression, what), check, discard());
+    const check = diffIdCheck(diffId, errorLabel);
+    await pipeline(
+      await store.blob(layer, errorLabel, opts.signal),
+      decompressStream(compression, errorLabel),
+      check,
+      discard(),
+    );
     await store.records.recordDiffId(layer.digest, diffId, check.size);
     return { descriptor, action: "copied", uncompressedSize: check.size };
   }
   const open = async (): Promise<Readable> => {
-    const raw = await source.blob(layer, what, opts.signal);
+    const raw = await source.blob(layer, errorLabel, opts.signal);
     if (!opts.onProgress) return raw;
     const metered = raw.pipe(meter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress));
     raw.on("error", (err) => metered.destroy(err));
@@ -200,14 +209,14 @@ async function copyOneBlob(
   };
   if (compression === undefined || compression === "none" || diffId === undefined || !opts.verifyDiffIds) {
     const download = async (tee?: FileSpot): Promise<void> => {
-      if (!source.blobUnchecked) return store.putSourceBlob(layer, await open(), what, opts.signal, { tee });
+      if (!source.blobUnchecked) return store.putVerifiedBlob(layer, await open(), errorLabel, opts.signal, { tee });
       // The store checks what the source did not (on its hash thread: hashed once), and counts the
       // bytes itself, so that a registry download can fill the store's blocks without a stream between.
       const progress = opts.onProgress
         ? progressCounter(layer.digest, shortDigest(layer.digest).slice(7), layer.size, opts.onProgress)
         : undefined;
-      const data = await source.blobUnchecked(layer, what, opts.signal);
-      await store.putBlob(layer, data, what, opts.signal, { tee, onBytes: progress?.advance });
+      const data = await source.blobUnchecked(layer, errorLabel, opts.signal);
+      await store.putBlob(layer, data, errorLabel, opts.signal, { tee, onBytes: progress?.advance });
       progress?.done();
     };
     if (opts.background) opts.background(layer.digest, download);
@@ -215,10 +224,10 @@ async function copyOneBlob(
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }
   const metered = await open();
-  const check = diffIdCheck(diffId, what);
-  const side = pipeline(metered, decompressStream(compression, what), check, discard());
+  const check = diffIdCheck(diffId, errorLabel);
+  const side = pipeline(metered, decompressStream(compression, errorLabel), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
-  await store.putSourceBlob(layer, metered, what, opts.signal, { gate: side });
+  await store.putVerifiedBlob(layer, metered, errorLabel, opts.signal, { gate: side });
   await store.records.recordDiffId(layer.digest, diffId, check.size);
   return { descriptor, action: "copied", uncompressedSize: check.size };
 }
@@ -229,11 +238,11 @@ async function carryUncompressed(
   store: Store,
   layer: Descriptor,
   carried: CarriedRecipe,
-  what: string,
+  errorLabel: string,
   opts: ConvertOptions & { keepRecipe: boolean; nonDistributable: boolean | undefined },
 ): Promise<LayerResult> {
   const { uncompressed, recipe } = carried;
-  await copyBlob(source, store, uncompressed, uncompressed.digest, what, { ...opts, verifyDiffIds: false });
+  await copyBlob(source, store, uncompressed, uncompressed.digest, errorLabel, { ...opts, verifyDiffIds: false });
   if (opts.keepRecipe) await store.records.recordRecipe(layer.digest, { recipe, size: uncompressed.size });
   return {
     descriptor: {

@@ -27,7 +27,7 @@ export async function preserveGzipLayer(
   store: Store,
   layer: Descriptor,
   diffId: Digest,
-  what: string,
+  errorLabel: string,
   opts: ConvertOptions,
   uncompressedSize: number | undefined,
 ): Promise<LayerResult> {
@@ -57,12 +57,12 @@ export async function preserveGzipLayer(
   }
 
   const identifier = identifyGzipThreaded(store.blobFile(layer), { digest: layer.digest, size: layer.size });
-  const check = diffIdCheck(diffId, what);
+  const check = diffIdCheck(diffId, errorLabel);
   const tee = new PassThrough({ highWaterMark: 1 << 20 });
   const decompressed = pipeline(
-    await store.blob(layer, what, opts.signal),
+    await store.blob(layer, errorLabel, opts.signal),
     meter(`recipe:${layer.digest}`, `id ${shortDigest(layer.digest).slice(7, 15)}`, layer.size, opts.onProgress),
-    decompressStream("gzip", what),
+    decompressStream("gzip", errorLabel),
     check,
     tee,
   );
@@ -76,7 +76,8 @@ export async function preserveGzipLayer(
     store.ingest(toStore, [], opts.signal),
     pipeline(toIdentify, identifier, discard()),
   ] as const);
-  if (stored.digest !== diffId) throw new Error(`${what}: uncompressed content does not match the config's diff_id`);
+  if (stored.digest !== diffId)
+    throw new Error(`${errorLabel}: uncompressed content does not match the config's diff_id`);
   const recipe = identifier.recipe ?? (await identifyMultiMember(store, layer, stored));
   await store.records.recordRecipe(layer.digest, { recipe: recipe ?? null, size: stored.size });
   if (!recipe) return { descriptor: layer, action: "copied", uncompressedSize: stored.size, keptReason: NO_MATCH };

@@ -52,48 +52,48 @@ export function imageName(entry: Pick<Descriptor, "digest" | "annotations">): st
 
 type Json = Record<string, unknown>;
 
-export function parseJson(bytes: Uint8Array, what: string, limit = MAX_JSON_BYTES): Json {
+export function parseJson(bytes: Uint8Array, errorLabel: string, limit = MAX_JSON_BYTES): Json {
   if (bytes.length > limit) {
-    throw new Error(`${what}: JSON document is ${bytes.length} bytes, over the ${limit}-byte limit`);
+    throw new Error(`${errorLabel}: JSON document is ${bytes.length} bytes, over the ${limit}-byte limit`);
   }
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch (err) {
-    throw new Error(`${what}: not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new Error(`${errorLabel}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${what}: expected a JSON object`);
+    throw new Error(`${errorLabel}: expected a JSON object`);
   }
   return value as Json;
 }
 
-function stringMap(value: unknown, what: string): Record<string, string> | undefined {
+function stringMap(value: unknown, errorLabel: string): Record<string, string> | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${what}: annotations must be an object`);
+    throw new Error(`${errorLabel}: annotations must be an object`);
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== "string") throw new Error(`${what}: annotation ${k} is not a string`);
+    if (typeof v !== "string") throw new Error(`${errorLabel}: annotation ${k} is not a string`);
     out[k] = v;
   }
   return out;
 }
 
-export function parseDescriptor(value: unknown, what: string): Descriptor {
-  if (typeof value !== "object" || value === null) throw new Error(`${what}: descriptor is not an object`);
+export function parseDescriptor(value: unknown, errorLabel: string): Descriptor {
+  if (typeof value !== "object" || value === null) throw new Error(`${errorLabel}: descriptor is not an object`);
   const v = value as Json;
   if (typeof v.mediaType !== "string" || v.mediaType.length === 0) {
-    throw new Error(`${what}: descriptor has no mediaType`);
+    throw new Error(`${errorLabel}: descriptor has no mediaType`);
   }
   const size = v.size;
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-    throw new Error(`${what}: descriptor has an invalid size`);
+    throw new Error(`${errorLabel}: descriptor has an invalid size`);
   }
-  const desc: Descriptor = { mediaType: v.mediaType, digest: parseDigest(v.digest, what), size };
-  if (v.platform !== undefined) desc.platform = parsePlatform(v.platform, what);
-  const annotations = stringMap(v.annotations, what);
+  const desc: Descriptor = { mediaType: v.mediaType, digest: parseDigest(v.digest, errorLabel), size };
+  if (v.platform !== undefined) desc.platform = parsePlatform(v.platform, errorLabel);
+  const annotations = stringMap(v.annotations, errorLabel);
   if (annotations) desc.annotations = annotations;
   if (Array.isArray(v.urls)) desc.urls = v.urls.filter((u): u is string => typeof u === "string");
   if (typeof v.artifactType === "string") desc.artifactType = v.artifactType;
@@ -101,10 +101,10 @@ export function parseDescriptor(value: unknown, what: string): Descriptor {
 }
 
 /** Check bytes against a descriptor; used for every manifest, index and config we read. */
-export function checkBytes(bytes: Uint8Array, desc: { digest: string; size: number }, what: string): void {
+export function checkBytes(bytes: Uint8Array, desc: { digest: string; size: number }, errorLabel: string): void {
   const actual = { digest: sha256(bytes), size: bytes.length };
   if (actual.size !== desc.size || actual.digest !== desc.digest) {
-    throw new DigestMismatchError(what, desc, actual);
+    throw new DigestMismatchError(errorLabel, desc, actual);
   }
 }
 
@@ -117,50 +117,52 @@ export function sniffManifestType(doc: Json): string | undefined {
   return undefined;
 }
 
-export function parseIndex(bytes: Uint8Array, what: string): ImageIndex {
-  const doc = parseJson(bytes, what);
-  if (doc.schemaVersion !== 2) throw new Error(`${what}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
-  if (!Array.isArray(doc.manifests)) throw new Error(`${what}: index has no manifests array`);
+export function parseIndex(bytes: Uint8Array, errorLabel: string): ImageIndex {
+  const doc = parseJson(bytes, errorLabel);
+  if (doc.schemaVersion !== 2) throw new Error(`${errorLabel}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
+  if (!Array.isArray(doc.manifests)) throw new Error(`${errorLabel}: index has no manifests array`);
   const index: ImageIndex = {
     schemaVersion: 2,
-    manifests: doc.manifests.map((m, i) => parseDescriptor(m, `${what} manifests[${i}]`)),
+    manifests: doc.manifests.map((m, i) => parseDescriptor(m, `${errorLabel} manifests[${i}]`)),
   };
   if (typeof doc.mediaType === "string") index.mediaType = doc.mediaType;
-  const annotations = stringMap(doc.annotations, what);
+  const annotations = stringMap(doc.annotations, errorLabel);
   if (annotations) index.annotations = annotations;
   return index;
 }
 
-export function parseManifest(bytes: Uint8Array, what: string): ImageManifest {
-  const doc = parseJson(bytes, what);
+export function parseManifest(bytes: Uint8Array, errorLabel: string): ImageManifest {
+  const doc = parseJson(bytes, errorLabel);
   const type = sniffManifestType(doc);
   if (type && isSchema1(type)) {
     throw new Error(
-      `${what}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
+      `${errorLabel}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
     );
   }
-  if (doc.schemaVersion !== 2) throw new Error(`${what}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
-  if (!Array.isArray(doc.layers) && doc.layers !== undefined) throw new Error(`${what}: layers is not an array`);
+  if (doc.schemaVersion !== 2) throw new Error(`${errorLabel}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
+  if (!Array.isArray(doc.layers) && doc.layers !== undefined) throw new Error(`${errorLabel}: layers is not an array`);
   const manifest: ImageManifest = {
     schemaVersion: 2,
-    config: parseDescriptor(doc.config, `${what} config`),
-    layers: ((doc.layers as unknown[] | undefined) ?? []).map((l, i) => parseDescriptor(l, `${what} layers[${i}]`)),
+    config: parseDescriptor(doc.config, `${errorLabel} config`),
+    layers: ((doc.layers as unknown[] | undefined) ?? []).map((l, i) =>
+      parseDescriptor(l, `${errorLabel} layers[${i}]`),
+    ),
   };
   if (typeof doc.mediaType === "string") manifest.mediaType = doc.mediaType;
   if (typeof doc.artifactType === "string") manifest.artifactType = doc.artifactType;
-  if (doc.subject !== undefined) manifest.subject = parseDescriptor(doc.subject, `${what} subject`);
-  const annotations = stringMap(doc.annotations, what);
+  if (doc.subject !== undefined) manifest.subject = parseDescriptor(doc.subject, `${errorLabel} subject`);
+  const annotations = stringMap(doc.annotations, errorLabel);
   if (annotations) manifest.annotations = annotations;
   return manifest;
 }
 
-export function parseConfig(bytes: Uint8Array, what: string): ImageConfig {
-  const doc = parseJson(bytes, what) as ImageConfig;
+export function parseConfig(bytes: Uint8Array, errorLabel: string): ImageConfig {
+  const doc = parseJson(bytes, errorLabel) as ImageConfig;
   const rootfs = doc.rootfs as unknown;
   if (rootfs !== undefined) {
     const r = rootfs as Json;
-    if (!Array.isArray(r.diff_ids)) throw new Error(`${what}: rootfs.diff_ids is not an array`);
-    r.diff_ids.forEach((d, i) => parseDigest(d, `${what} rootfs.diff_ids[${i}]`));
+    if (!Array.isArray(r.diff_ids)) throw new Error(`${errorLabel}: rootfs.diff_ids is not an array`);
+    r.diff_ids.forEach((d, i) => parseDigest(d, `${errorLabel} rootfs.diff_ids[${i}]`));
   }
   return doc;
 }

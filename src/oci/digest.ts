@@ -10,10 +10,10 @@ export function isDigest(value: unknown): value is Digest {
   return typeof value === "string" && digestPattern.test(value);
 }
 
-export function parseDigest(value: unknown, what = "digest"): Digest {
+export function parseDigest(value: unknown, errorLabel = "digest"): Digest {
   if (!isDigest(value)) {
     const shown = typeof value === "string" ? JSON.stringify(value.slice(0, 80)) : typeof value;
-    throw new Error(`${what}: invalid digest ${shown} (airpack supports sha256 only)`);
+    throw new Error(`${errorLabel}: invalid digest ${shown} (airpack supports sha256 only)`);
   }
   return value;
 }
@@ -32,7 +32,7 @@ export function sha256(data: Uint8Array | string): Digest {
 
 export class DigestMismatchError extends Error {
   constructor(
-    readonly what: string,
+    readonly errorLabel: string,
     readonly expected: { digest: string; size: number },
     readonly actual: { digest: string; size: number },
   ) {
@@ -40,7 +40,7 @@ export class DigestMismatchError extends Error {
       actual.size !== expected.size
         ? `size mismatch (expected ${expected.size} bytes, got ${actual.size})`
         : `digest mismatch (got ${shortDigest(actual.digest)}…)`;
-    super(`${what}: ${detail}`);
+    super(`${errorLabel}: ${detail}`);
   }
 }
 
@@ -55,7 +55,7 @@ export class DigestStream extends Transform {
 
   constructor(
     private readonly expected?: { digest: string; size?: number },
-    private readonly what = "blob",
+    private readonly errorLabel = "blob",
   ) {
     super();
   }
@@ -76,7 +76,7 @@ export class DigestStream extends Transform {
     if (want?.size !== undefined && this.count > want.size) {
       callback(
         new DigestMismatchError(
-          this.what,
+          this.errorLabel,
           { digest: want.digest, size: want.size },
           { digest: "sha256:?", size: this.count },
         ),
@@ -92,7 +92,11 @@ export class DigestStream extends Transform {
     const want = this.expected;
     if (want && (want.digest !== this.result.digest || (want.size !== undefined && want.size !== this.result.size))) {
       callback(
-        new DigestMismatchError(this.what, { digest: want.digest, size: want.size ?? this.result.size }, this.result),
+        new DigestMismatchError(
+          this.errorLabel,
+          { digest: want.digest, size: want.size ?? this.result.size },
+          this.result,
+        ),
       );
       return;
     }

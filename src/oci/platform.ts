@@ -6,11 +6,11 @@ export interface Platform {
   "os.features"?: string[];
 }
 
-export function parsePlatform(value: unknown, what: string): Platform {
-  if (typeof value !== "object" || value === null) throw new Error(`${what}: platform is not an object`);
+export function parsePlatform(value: unknown, errorLabel: string): Platform {
+  if (typeof value !== "object" || value === null) throw new Error(`${errorLabel}: platform is not an object`);
   const v = value as Record<string, unknown>;
   if (typeof v.os !== "string" || typeof v.architecture !== "string") {
-    throw new Error(`${what}: platform needs os and architecture`);
+    throw new Error(`${errorLabel}: platform needs os and architecture`);
   }
   const p: Platform = { os: v.os, architecture: v.architecture };
   if (typeof v.variant === "string") p.variant = v.variant;

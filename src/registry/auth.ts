@@ -1,5 +1,5 @@
 import type { Credential, CredentialProvider } from "./credentials";
-import { isInsecureHost, isLoopback, readBody, request, type TransportOptions } from "./http";
+import { isInsecureHost, isLoopback, readBody, request, type HttpOptions } from "./http";
 
 export interface Challenge {
   scheme: string;
@@ -34,7 +34,7 @@ export class Authenticator {
 
   constructor(
     private readonly credentials: CredentialProvider,
-    private readonly transport: TransportOptions,
+    private readonly transport: HttpOptions,
   ) {}
 
   /** The Authorization header to send to `registry` for `scope`, if we know the scheme yet. */

@@ -11,13 +11,13 @@ import {
   readBody,
   request,
   type HttpResponse,
-  type TransportOptions,
+  type HttpOptions,
 } from "./http";
 import { rawCapable, rawGet, RawBody, RawUnsupported } from "./raw-http";
 import { copyIntoSink, type BlockFeed, type BlockSink } from "../util/file-writer";
 
 export interface ClientOptions {
-  transport: TransportOptions;
+  transport: HttpOptions;
   credentials: CredentialProvider;
   /** Attempts per request (connection errors, 5xx, 429). */
   attempts: number;
@@ -203,7 +203,7 @@ export function headerValue(res: HttpResponse, name: string): string | undefined
 }
 
 /** Explain a non-2xx answer in one line. */
-export async function statusError(res: HttpResponse, what: string): Promise<RegistryError> {
+export async function statusError(res: HttpResponse, errorLabel: string): Promise<RegistryError> {
   let detail = "";
   try {
     const body = await readBody(res, 64 * 1024);
@@ -221,7 +221,7 @@ export async function statusError(res: HttpResponse, what: string): Promise<Regi
         : res.status === 404
           ? " (not found: check the repository name and tag)"
           : "";
-  return new RegistryError(`${what}: HTTP ${res.status}${detail}${hint}`, res.status);
+  return new RegistryError(`${errorLabel}: HTTP ${res.status}${detail}${hint}`, res.status);
 }
 
 /**
@@ -234,10 +234,10 @@ export function resumableBlob(
   repository: string,
   digest: string,
   size: number,
-  what: string,
+  errorLabel: string,
   signal?: AbortSignal,
 ): Readable {
-  return new BlobDownload({ client, registry, repository, digest, size, what, signal });
+  return new BlobDownload({ client, registry, repository, digest, size, errorLabel, signal });
 }
 
 /** Drops the first `n` bytes of the chunks passed through it (a server that ignored Range). */
@@ -256,7 +256,7 @@ interface BlobRequest {
   repository: string;
   digest: string;
   size: number;
-  what: string;
+  errorLabel: string;
   signal: AbortSignal | undefined;
 }
 
@@ -294,20 +294,20 @@ class BlobDownload extends Readable implements BlockFeed {
   }
 
   feedInto(sink: BlockSink): Promise<void> {
-    if (this.started) throw new Error(`${this.req.what}: download already started`);
+    if (this.started) throw new Error(`${this.req.errorLabel}: download already started`);
     this.started = true;
     this.sink = sink;
     return this.download();
   }
 
   private async download(): Promise<void> {
-    const { client, size, what, signal } = this.req;
+    const { client, size, errorLabel, signal } = this.req;
     let failures = 0;
     for (;;) {
       try {
         await this.attempt();
         if (this.received < size)
-          throw new NetworkError(`${what}: connection closed after ${this.received} of ${size} bytes`, true);
+          throw new NetworkError(`${errorLabel}: connection closed after ${this.received} of ${size} bytes`, true);
         return;
       } catch (err) {
         if (this.destroyed) {
@@ -328,7 +328,7 @@ class BlobDownload extends Readable implements BlockFeed {
 
   /** One GET (ranged after the first); resolves when its body ended. */
   private async attempt(): Promise<void> {
-    const { client, registry, repository, digest, what, signal } = this.req;
+    const { client, registry, repository, digest, errorLabel, signal } = this.req;
     const headers: Record<string, string> = {};
     if (this.received > 0) headers.range = `bytes=${this.received}-`;
     const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
@@ -336,7 +336,7 @@ class BlobDownload extends Readable implements BlockFeed {
       raw: this.sink !== undefined,
       ...(signal ? { signal } : {}),
     });
-    if (res.status !== 200 && res.status !== 206) throw await statusError(res, what);
+    if (res.status !== 200 && res.status !== 206) throw await statusError(res, errorLabel);
     // A server that ignored Range starts over: drop what we already have.
     const skip = this.received > 0 && res.status === 200 ? this.received : 0;
     const body = res.body;

@@ -4,7 +4,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Readable } from "node:stream";
 
-export interface TransportOptions {
+export interface HttpOptions {
   /** Extra CA certificates (PEM) to trust for every host. */
   ca?: string;
   /** Hosts (host or host:port) where plain HTTP or unverified TLS is allowed. */
@@ -60,7 +60,7 @@ export function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || hostname === "[::1]" || /^127\./.test(hostname);
 }
 
-export function isInsecureHost(host: string, opts: TransportOptions): boolean {
+export function isInsecureHost(host: string, opts: HttpOptions): boolean {
   const hostname = host.replace(/:\d+$/, "");
   return opts.insecureHosts.includes(host) || opts.insecureHosts.includes(hostname);
 }
@@ -113,7 +113,7 @@ function tunnel(proxy: URL, host: string, port: number, timeoutMs: number): Prom
 }
 
 /** A time-out: no response within the connect time-out, or no data within the idle one (retryable). */
-export function timeoutError(url: URL, opts: TransportOptions, phase: "connect" | "idle"): NetworkError {
+export function timeoutError(url: URL, opts: HttpOptions, phase: "connect" | "idle"): NetworkError {
   return new NetworkError(
     phase === "connect"
       ? `${url.host}: connection timed out after ${opts.connectTimeoutMs / 1000}s`
@@ -123,7 +123,7 @@ export function timeoutError(url: URL, opts: TransportOptions, phase: "connect" 
 }
 
 /** The proxy a request to `url` goes through, if any (never for loopback or NO_PROXY hosts). */
-export function proxyFor(url: URL, opts: TransportOptions): URL | undefined {
+export function proxyFor(url: URL, opts: HttpOptions): URL | undefined {
   const proxy = url.protocol === "https:" ? opts.proxy?.https : opts.proxy?.http;
   if (!proxy || bypassProxy(url.hostname, opts.proxy?.noProxy ?? []) || isLoopback(url.hostname)) return undefined;
   return proxy;
@@ -136,7 +136,7 @@ export interface RequestInit {
 }
 
 /** One HTTP(S) request with bounded connect and idle time-outs; no redirects, no retries. */
-export async function request(url: URL, init: RequestInit, opts: TransportOptions): Promise<HttpResponse> {
+export async function request(url: URL, init: RequestInit, opts: HttpOptions): Promise<HttpResponse> {
   const secure = url.protocol === "https:";
   const host = url.hostname;
   const port = Number(url.port || (secure ? 443 : 80));

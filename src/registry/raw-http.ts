@@ -9,7 +9,7 @@ import {
   proxyFor,
   timeoutError,
   type HttpResponse,
-  type TransportOptions,
+  type HttpOptions,
 } from "./http";
 import { fillSink, type BlockSink } from "../util/file-writer";
 
@@ -33,7 +33,7 @@ const SCRATCH_READ = 64 * 1024;
 export class RawUnsupported extends Error {}
 
 /** Whether rawGet can fetch `url` (no proxy in the way). */
-export function rawCapable(url: URL, opts: TransportOptions): boolean {
+export function rawCapable(url: URL, opts: HttpOptions): boolean {
   return (url.protocol === "http:" || url.protocol === "https:") && proxyFor(url, opts) === undefined;
 }
 
@@ -41,7 +41,7 @@ export function rawCapable(url: URL, opts: TransportOptions): boolean {
 export async function rawGet(
   url: URL,
   headers: Record<string, string>,
-  opts: TransportOptions,
+  opts: HttpOptions,
   signal?: AbortSignal,
 ): Promise<HttpResponse & { body: RawBody }> {
   const body = new RawBody(url);
@@ -91,7 +91,7 @@ export class RawBody extends Readable {
   }
 
   /** Connect, send the request, and wait for the response head. */
-  start(headers: Record<string, string>, opts: TransportOptions, signal?: AbortSignal): Promise<ResponseHead> {
+  start(headers: Record<string, string>, opts: HttpOptions, signal?: AbortSignal): Promise<ResponseHead> {
     const url = this.url;
     const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`, "User-Agent: airpack"];
     for (const [name, value] of Object.entries(headers)) {

@@ -5,7 +5,7 @@ import type { ImageSource, NamedImage } from "../transports/types";
 
 /**
  * Reads through the store first, so a warm cache makes no requests for blobs it holds. It asks
- * Store.holds(), not hasBlob(): it is the source of the store's own background downloads, which
+ * Store.hasBlobNow(), not hasBlob(): it is the source of the store's own background downloads, which
  * must not wait for themselves.
  */
 export class StoreFirstSource implements ImageSource {
@@ -19,8 +19,8 @@ export class StoreFirstSource implements ImageSource {
     if (inner.recipeFor) this.recipeFor = inner.recipeFor.bind(inner);
     const unchecked = inner.blobUnchecked?.bind(inner);
     if (unchecked) {
-      this.blobUnchecked = async (desc, what, signal) =>
-        (await store.holds(desc)) ? store.blobHeld(desc, what, signal) : unchecked(desc, what, signal);
+      this.blobUnchecked = async (desc, errorLabel, signal) =>
+        (await store.hasBlobNow(desc)) ? store.blobNow(desc, errorLabel, signal) : unchecked(desc, errorLabel, signal);
     }
   }
 
@@ -32,18 +32,18 @@ export class StoreFirstSource implements ImageSource {
     return this.inner.images();
   }
 
-  async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
-    if (await this.store.holds(desc)) return this.store.fetchSmall(desc, what);
-    return this.inner.fetchSmall(desc, what);
+  async fetchSmall(desc: Descriptor, errorLabel: string): Promise<Uint8Array> {
+    if (await this.store.hasBlobNow(desc)) return this.store.fetchSmall(desc, errorLabel);
+    return this.inner.fetchSmall(desc, errorLabel);
   }
 
-  async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
-    if (await this.store.holds(desc)) return this.store.blobHeld(desc, what, signal);
-    return this.inner.blob(desc, what, signal);
+  async blob(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
+    if (await this.store.hasBlobNow(desc)) return this.store.blobNow(desc, errorLabel, signal);
+    return this.inner.blob(desc, errorLabel, signal);
   }
 
   async hasBlob(desc: Descriptor): Promise<boolean> {
-    return (await this.store.holds(desc)) || this.inner.hasBlob(desc);
+    return (await this.store.hasBlobNow(desc)) || this.inner.hasBlob(desc);
   }
 
   close(): Promise<void> {

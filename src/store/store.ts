@@ -85,7 +85,7 @@ export class Store extends OciLayoutSource implements ImageSink {
   /** Whether the blob is here; a download of it still running in this process is waited for first. */
   override async hasBlob(desc: Pick<Descriptor, "digest" | "size">): Promise<boolean> {
     await this.arrival(desc.digest);
-    return this.holds(desc);
+    return this.hasBlobNow(desc);
   }
 
   private async arrival(digest: string): Promise<void> {
@@ -94,7 +94,7 @@ export class Store extends OciLayoutSource implements ImageSink {
   }
 
   /** Whether the blob is here now, without waiting for downloads in progress (the downloads' own check). */
-  async holds(desc: Pick<Descriptor, "digest" | "size">): Promise<boolean> {
+  async hasBlobNow(desc: Pick<Descriptor, "digest" | "size">): Promise<boolean> {
     try {
       return (await stat(this.blobFile(desc))).size === desc.size;
     } catch {
@@ -140,36 +140,36 @@ export class Store extends OciLayoutSource implements ImageSink {
   async putBlob(
     desc: Descriptor,
     data: Readable,
-    what: string,
+    errorLabel: string,
     signal?: AbortSignal,
     extras: StoreWriteExtras = {},
   ): Promise<void> {
-    await this.write(desc, data, what, { ...extras, hash: true, signal });
+    await this.write(desc, data, errorLabel, { ...extras, hash: true, signal });
   }
 
   /**
    * Store a stream from ImageSource.blob(), which by contract errors at its end unless it matched
    * `desc`; hashing it again here would only double the CPU cost of a download.
    */
-  async putSourceBlob(
+  async putVerifiedBlob(
     desc: Descriptor,
     data: Readable,
-    what: string,
+    errorLabel: string,
     signal?: AbortSignal,
     extras: StoreWriteExtras = {},
   ): Promise<void> {
-    await this.write(desc, data, what, { ...extras, hash: false, signal });
+    await this.write(desc, data, errorLabel, { ...extras, hash: false, signal });
   }
 
   private async write(
     desc: Descriptor,
     data: Readable,
-    what: string,
+    errorLabel: string,
     opts: StoreWriteExtras & { hash: boolean; signal: AbortSignal | undefined },
   ): Promise<void> {
     const running = opts.gate ? undefined : this.writing.get(desc.digest);
     const alreadyHere = async (): Promise<void> => {
-      if (opts.tee) await this.copyHeld(desc, opts.tee, what, opts.signal);
+      if (opts.tee) await this.copyHeld(desc, opts.tee, errorLabel, opts.signal);
     };
     if (running) {
       // Another layer of this run brings the same blob: wait for that one (and share its failure).
@@ -178,7 +178,7 @@ export class Store extends OciLayoutSource implements ImageSink {
       await alreadyHere();
       return;
     }
-    if (await this.holds(desc)) {
+    if (await this.hasBlobNow(desc)) {
       data.destroy();
       await alreadyHere();
       await opts.gate;
@@ -195,13 +195,13 @@ export class Store extends OciLayoutSource implements ImageSink {
         const big = desc.size >= WRITE_BLOCK;
         const feed = opts.hash && isBlockFeed(data);
         const checkedInWriter = opts.hash && (big || feed);
-        const stages = opts.hash && !checkedInWriter ? [data, new DigestStream(desc, what)] : [data];
+        const stages = opts.hash && !checkedInWriter ? [data, new DigestStream(desc, errorLabel)] : [data];
         const file = new FileWriteStream(tmp, {
           flags: "wx",
           direct: big && directIoWanted(),
           ...(opts.tee ? { mirror: opts.tee } : {}),
           pool: this.blocks,
-          ...(checkedInWriter ? { hashThread: big ? this.hashThread : inlineHasher, expect: desc, what } : {}),
+          ...(checkedInWriter ? { hashThread: big ? this.hashThread : inlineHasher, expect: desc, errorLabel } : {}),
           ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
         });
         // The writer's size and digest check is what bounds a feed.
@@ -222,14 +222,14 @@ export class Store extends OciLayoutSource implements ImageSink {
   }
 
   /** Blobs this process verified while writing them are read back without hashing them again. */
-  override async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
+  override async blob(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
     await this.arrival(desc.digest);
-    return this.blobHeld(desc, what, signal);
+    return this.blobNow(desc, errorLabel, signal);
   }
 
-  /** Like blob(), without waiting for a download of it in progress (see holds()). */
-  async blobHeld(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
-    if (!this.verified.has(desc.digest)) return super.blob(desc, what, signal);
+  /** Like blob(), without waiting for a download of it in progress (see hasBlobNow()). */
+  async blobNow(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
+    if (!this.verified.has(desc.digest)) return super.blob(desc, errorLabel, signal);
     return new ReadAheadStream(this.blobFile(desc), 0, desc.size, { direct: directIoWanted() });
   }
 
@@ -238,28 +238,28 @@ export class Store extends OciLayoutSource implements ImageSink {
    * on the hash thread on the way (unless this process wrote and checked it already). A mismatch
    * fails the copy; the caller throws the spot's file away.
    */
-  async copyTo(desc: Descriptor, spot: FileSpot, what: string, signal?: AbortSignal): Promise<void> {
+  async copyTo(desc: Descriptor, spot: FileSpot, errorLabel: string, signal?: AbortSignal): Promise<void> {
     await this.arrival(desc.digest);
-    await this.copyHeld(desc, spot, what, signal);
+    await this.copyHeld(desc, spot, errorLabel, signal);
   }
 
   /** copyTo() without waiting for a download in progress (for that download's own use). */
-  private async copyHeld(desc: Descriptor, spot: FileSpot, what: string, signal?: AbortSignal): Promise<void> {
+  private async copyHeld(desc: Descriptor, spot: FileSpot, errorLabel: string, signal?: AbortSignal): Promise<void> {
     const checked = this.verified.has(desc.digest);
     const data = new ReadAheadStream(this.blobFile(desc), 0, desc.size, { direct: directIoWanted() });
     const writer = new BlockWriteStream(spot.target, {
       start: spot.start,
       end: "tar",
       pool: this.blocks,
-      what,
+      errorLabel,
       ...(checked ? { expect: { size: desc.size } } : { expect: desc, hashThread: this.hashThread }),
       ...(spot.onBytes ? { onBytes: spot.onBytes } : {}),
     });
     await pipeline(data, writer, signalOption(signal));
   }
 
-  async putSmall(desc: Descriptor, bytes: Uint8Array, what: string): Promise<void> {
-    await this.putBlob(desc, Readable.from([Buffer.from(bytes)]), what);
+  async putSmall(desc: Descriptor, bytes: Uint8Array, errorLabel: string): Promise<void> {
+    await this.putBlob(desc, Readable.from([Buffer.from(bytes)]), errorLabel);
   }
 
   /**

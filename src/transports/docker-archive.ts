@@ -66,13 +66,13 @@ export class DockerArchiveSource implements ImageSource {
   }
 
   private async synthesise(entry: DockerManifestEntry, i: number): Promise<Descriptor> {
-    const what = `${this.label} image ${i}`;
+    const errorLabel = `${this.label} image ${i}`;
     const configBytes = await this.tree.readSmall(entry.Config, MAX_JSON_BYTES);
-    const config = parseConfig(configBytes, `${what} config`);
+    const config = parseConfig(configBytes, `${errorLabel} config`);
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== entry.Layers.length) {
       throw new Error(
-        `${what}: config lists ${diffIds.length} diff_ids but manifest.json lists ${entry.Layers.length} layers`,
+        `${errorLabel}: config lists ${diffIds.length} diff_ids but manifest.json lists ${entry.Layers.length} layers`,
       );
     }
     const configDesc: Descriptor = {
@@ -83,7 +83,7 @@ export class DockerArchiveSource implements ImageSource {
     this.small.set(configDesc.digest, configBytes);
     const layers: Descriptor[] = [];
     for (const path of entry.Layers) {
-      const { digest, size, compression } = await this.measure(path, `${what} layer ${path}`);
+      const { digest, size, compression } = await this.measure(path, `${errorLabel} layer ${path}`);
       const desc: Descriptor = { mediaType: "", digest, size };
       desc.mediaType = layerMediaType("docker", compression === "zstd" ? "none" : compression);
       if (compression === "zstd") desc.mediaType = MediaType.ociLayerZstd;
@@ -111,10 +111,10 @@ export class DockerArchiveSource implements ImageSource {
   /** One streaming pass over a layer file: its sha256, size and compression. */
   private async measure(
     path: string,
-    what: string,
+    errorLabel: string,
   ): Promise<{ digest: Digest; size: number; compression: "gzip" | "zstd" | "none" }> {
     const size = await this.tree.size(path);
-    const hasher = new DigestStream(undefined, what);
+    const hasher = new DigestStream(undefined, errorLabel);
     let head: Buffer | undefined;
     await pipeline(
       this.tree.open(path),
@@ -127,17 +127,17 @@ export class DockerArchiveSource implements ImageSource {
       }),
     );
     const result = hasher.digest;
-    if (result.size !== size) throw new Error(`${what}: truncated`);
+    if (result.size !== size) throw new Error(`${errorLabel}: truncated`);
     const kind = sniffCompression(head ?? Buffer.alloc(0));
-    if (kind === "xz") throw new Error(`${what}: xz-compressed layers are not supported`);
+    if (kind === "xz") throw new Error(`${errorLabel}: xz-compressed layers are not supported`);
     return { ...result, compression: kind };
   }
 
-  async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
-    if (this.oci) return this.oci.fetchSmall(desc, what);
+  async fetchSmall(desc: Descriptor, errorLabel: string): Promise<Uint8Array> {
+    if (this.oci) return this.oci.fetchSmall(desc, errorLabel);
     const bytes = this.small.get(desc.digest);
-    if (!bytes) throw new Error(`${what}: ${desc.digest} is not in ${this.label}`);
-    checkBytes(bytes, desc, what);
+    if (!bytes) throw new Error(`${errorLabel}: ${desc.digest} is not in ${this.label}`);
+    checkBytes(bytes, desc, errorLabel);
     return bytes;
   }
 
@@ -146,11 +146,11 @@ export class DockerArchiveSource implements ImageSource {
     return this.byDigest.has(desc.digest) || this.small.has(desc.digest);
   }
 
-  async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
-    if (this.oci) return this.oci.blob(desc, what, signal);
+  async blob(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
+    if (this.oci) return this.oci.blob(desc, errorLabel, signal);
     const found = this.byDigest.get(desc.digest);
-    if (!found) throw new Error(`${what}: ${desc.digest} is not in ${this.label}`);
-    return verifiedStream(this.tree.open(found.path), desc, what, signal);
+    if (!found) throw new Error(`${errorLabel}: ${desc.digest} is not in ${this.label}`);
+    return verifiedStream(this.tree.open(found.path), desc, errorLabel, signal);
   }
 
   async close(): Promise<void> {}

@@ -83,14 +83,14 @@ export class OciLayoutSource implements ImageSource {
     return chosen.map(({ name, descriptor }) => ({ name, descriptor, source: this.label }));
   }
 
-  async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
+  async fetchSmall(desc: Descriptor, errorLabel: string): Promise<Uint8Array> {
     if (desc.size > MAX_JSON_BYTES)
-      throw new Error(`${what}: ${desc.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
+      throw new Error(`${errorLabel}: ${desc.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
     const path = blobPath(desc);
     if (!(await this.tree.exists(path)))
-      throw new Error(`${what}: blob ${desc.digest} is missing from ${this.tree.label}`);
+      throw new Error(`${errorLabel}: blob ${desc.digest} is missing from ${this.tree.label}`);
     const bytes = await this.tree.readSmall(path, MAX_JSON_BYTES);
-    checkBytes(bytes, desc, what);
+    checkBytes(bytes, desc, errorLabel);
     return bytes;
   }
 
@@ -98,11 +98,11 @@ export class OciLayoutSource implements ImageSource {
     return this.tree.exists(blobPath(desc));
   }
 
-  async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
+  async blob(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
     const path = blobPath(desc);
     if (!(await this.tree.exists(path)))
-      throw new Error(`${what}: blob ${desc.digest} is missing from ${this.tree.label}`);
-    return verifiedStream(this.tree.open(path), desc, what, signal);
+      throw new Error(`${errorLabel}: blob ${desc.digest} is missing from ${this.tree.label}`);
+    return verifiedStream(this.tree.open(path), desc, errorLabel, signal);
   }
 
   async close(): Promise<void> {}

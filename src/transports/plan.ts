@@ -29,24 +29,24 @@ export async function planLayout(
   const seen = new Set<string>();
   const manifests = new Map<string, { config: Descriptor; layers: Descriptor[] }>();
 
-  const addSmall = async (desc: Descriptor, what: string): Promise<Uint8Array> => {
-    const bytes = await source.fetchSmall(desc, what);
+  const addSmall = async (desc: Descriptor, errorLabel: string): Promise<Uint8Array> => {
+    const bytes = await source.fetchSmall(desc, errorLabel);
     if (!seen.has(desc.digest)) {
       seen.add(desc.digest);
       plan.small.push({ desc, bytes });
     }
     return bytes;
   };
-  const walk = async (desc: Descriptor, what: string): Promise<void> => {
-    const bytes = await addSmall(desc, what);
+  const walk = async (desc: Descriptor, errorLabel: string): Promise<void> => {
+    const bytes = await addSmall(desc, errorLabel);
     if (isIndex(desc.mediaType)) {
-      for (const child of parseIndex(bytes, what).manifests) await walk(child, `${what} ${child.digest}`);
+      for (const child of parseIndex(bytes, errorLabel).manifests) await walk(child, `${errorLabel} ${child.digest}`);
       return;
     }
     if (!isManifest(desc.mediaType)) return;
-    const m = parseManifest(bytes, what);
+    const m = parseManifest(bytes, errorLabel);
     manifests.set(desc.digest, { config: m.config, layers: m.layers });
-    await addSmall(m.config, `${what} config`);
+    await addSmall(m.config, `${errorLabel} config`);
     for (const layer of m.layers) {
       if (seen.has(layer.digest)) continue;
       if (isNonDistributable(layer.mediaType) && !coming.has(layer.digest) && !(await source.hasBlob(layer))) {

@@ -33,7 +33,7 @@ export class RegistrySource implements ImageSource {
   }
 
   /** GET a manifest by tag or digest; checks Docker-Content-Digest and the requested digest. */
-  private async getManifest(reference: string, what: string): Promise<{ bytes: Buffer; desc: Descriptor }> {
+  private async getManifest(reference: string, errorLabel: string): Promise<{ bytes: Buffer; desc: Descriptor }> {
     const res = await this.client.send(
       this.ref.registry,
       this.ref.repository,
@@ -42,26 +42,26 @@ export class RegistrySource implements ImageSource {
         headers: { accept: MANIFEST_ACCEPT },
       },
     );
-    if (res.status !== 200) throw await statusError(res, what);
+    if (res.status !== 200) throw await statusError(res, errorLabel);
     const bytes = await readBody(res, MAX_JSON_BYTES);
     const digest = sha256(bytes);
     const header = headerValue(res, "docker-content-digest");
     if (header && header.startsWith("sha256:") && header !== digest) {
       throw new Error(
-        `${what}: manifest digest mismatch (registry says ${shortDigest(header)}…, content is ${shortDigest(digest)}…)`,
+        `${errorLabel}: manifest digest mismatch (registry says ${shortDigest(header)}…, content is ${shortDigest(digest)}…)`,
       );
     }
     if (reference.startsWith("sha256:") && reference !== digest) {
       throw new Error(
-        `${what}: manifest digest mismatch (asked for ${shortDigest(reference)}…, got ${shortDigest(digest)}…)`,
+        `${errorLabel}: manifest digest mismatch (asked for ${shortDigest(reference)}…, got ${shortDigest(digest)}…)`,
       );
     }
-    const doc = parseJson(bytes, what);
+    const doc = parseJson(bytes, errorLabel);
     const contentType = (headerValue(res, "content-type") ?? "").split(";")[0]!.trim();
     const mediaType = sniffManifestType(doc) ?? contentType;
     if (isSchema1(mediaType) || isSchema1(contentType) || doc.schemaVersion === 1) {
       throw new Error(
-        `${what}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
+        `${errorLabel}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
       );
     }
     const desc: Descriptor = {
@@ -74,32 +74,26 @@ export class RegistrySource implements ImageSource {
   }
 
   async images(): Promise<NamedImage[]> {
-    const what = formatReference(this.ref);
-    const { desc } = await this.getManifest(this.ref.digest ?? this.ref.tag ?? "latest", what);
+    const errorLabel = formatReference(this.ref);
+    const { desc } = await this.getManifest(this.ref.digest ?? this.ref.tag ?? "latest", errorLabel);
     // With tag+digest the digest wins (it was checked above); the tag names it.
     const name = this.ref.tag ? formatTagged(this.ref) : formatReference(this.ref);
     return [{ name, descriptor: desc, source: this.label }];
   }
 
-  async fetchSmall(desc: Descriptor, what: string): Promise<Uint8Array> {
+  async fetchSmall(desc: Descriptor, errorLabel: string): Promise<Uint8Array> {
     if (desc.size > MAX_JSON_BYTES)
-      throw new Error(`${what}: ${desc.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
+      throw new Error(`${errorLabel}: ${desc.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
     const cached = this.fetched.get(desc.digest);
     if (cached) {
-      checkBytes(cached, desc, what);
+      checkBytes(cached, desc, errorLabel);
       return cached;
     }
-    if (
-      isIndex(desc.mediaType) ||
-      isManifest(desc.mediaType) ||
-      isSchema1(desc.mediaType) ||
-      desc.mediaType.endsWith("+json") === false
-    ) {
-      if (isIndex(desc.mediaType) || isManifest(desc.mediaType) || isSchema1(desc.mediaType)) {
-        const { bytes } = await this.getManifest(desc.digest, what);
-        checkBytes(bytes, desc, what);
-        return bytes;
-      }
+    // Manifests and indexes come from /manifests/; configs and other JSON from /blobs/.
+    if (isIndex(desc.mediaType) || isManifest(desc.mediaType) || isSchema1(desc.mediaType)) {
+      const { bytes } = await this.getManifest(desc.digest, errorLabel);
+      checkBytes(bytes, desc, errorLabel);
+      return bytes;
     }
     const res = await this.client.send(
       this.ref.registry,
@@ -107,9 +101,10 @@ export class RegistrySource implements ImageSource {
       `${this.ref.repository}/blobs/${desc.digest}`,
       {},
     );
-    if (res.status !== 200) throw await statusError(res, `${what} (${shortDigest(desc.digest)}… in ${this.repoLabel})`);
+    if (res.status !== 200)
+      throw await statusError(res, `${errorLabel} (${shortDigest(desc.digest)}… in ${this.repoLabel})`);
     const bytes = await readBody(res, MAX_JSON_BYTES);
-    checkBytes(bytes, desc, what);
+    checkBytes(bytes, desc, errorLabel);
     return bytes;
   }
 
@@ -124,13 +119,21 @@ export class RegistrySource implements ImageSource {
     return res.status === 200;
   }
 
-  async blob(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
-    return verifiedStream(await this.blobUnchecked(desc, what, signal), desc, what, signal);
+  async blob(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
+    return verifiedStream(await this.blobUnchecked(desc, errorLabel, signal), desc, errorLabel, signal);
   }
 
   /** The download as it comes (resumed on a cut); Store.putBlob checks it on its hash thread. */
-  async blobUnchecked(desc: Descriptor, what: string, signal?: AbortSignal): Promise<Readable> {
-    return resumableBlob(this.client, this.ref.registry, this.ref.repository, desc.digest, desc.size, what, signal);
+  async blobUnchecked(desc: Descriptor, errorLabel: string, signal?: AbortSignal): Promise<Readable> {
+    return resumableBlob(
+      this.client,
+      this.ref.registry,
+      this.ref.repository,
+      desc.digest,
+      desc.size,
+      errorLabel,
+      signal,
+    );
   }
 
   async close(): Promise<void> {}

@@ -6,17 +6,17 @@ import type { Descriptor } from "../oci/descriptor";
 export function verifiedStream(
   raw: Readable,
   desc: Pick<Descriptor, "digest" | "size">,
-  what: string,
+  errorLabel: string,
   signal?: AbortSignal,
 ): Readable {
-  const check = new DigestStream({ digest: desc.digest, size: desc.size }, what);
+  const check = new DigestStream({ digest: desc.digest, size: desc.size }, errorLabel);
   raw.on("error", (err) => check.destroy(err));
   if (signal) {
     const onAbort = (): void => {
       // The stream may not be piped anywhere yet: its consumer finds the error on it later.
       check.on("error", () => undefined);
       raw.destroy();
-      check.destroy(new Error(`${what}: cancelled`));
+      check.destroy(new Error(`${errorLabel}: cancelled`));
     };
     if (signal.aborted) {
       queueMicrotask(onAbort);

@@ -89,7 +89,7 @@ export interface BlockWriterOptions {
    * end, before anything else is done with the file.
    */
   expect?: { size: number; digest?: string };
-  what?: string;
+  errorLabel?: string;
   /** Told how many bytes each write brought (progress display). */
   onBytes?: (bytes: number) => void;
   /**
@@ -312,7 +312,7 @@ export class BlockWriteStream extends Writable implements BlockSink {
       await this.inFlight.shift();
       if (this.destroyed) break;
     }
-    if (this.destroyed) throw new Error(`${this.opts.what ?? "file"}: write stopped`);
+    if (this.destroyed) throw new Error(`${this.opts.errorLabel ?? "file"}: write stopped`);
     if (this.failure) throw this.failure;
   }
 
@@ -321,7 +321,7 @@ export class BlockWriteStream extends Writable implements BlockSink {
    * `hashLength` (the data, without padding) to the hash thread.
    */
   private submit(length: number, mirrorLength = length, hashLength = length): void {
-    if (this.destroyed) throw new Error(`${this.opts.what ?? "file"}: write stopped`);
+    if (this.destroyed) throw new Error(`${this.opts.errorLabel ?? "file"}: write stopped`);
     const block = this.current!;
     const position = this.position;
     this.current = undefined;
@@ -348,7 +348,7 @@ export class BlockWriteStream extends Writable implements BlockSink {
   private mismatch(size: number, digest = "sha256:?"): never {
     const expect = this.opts.expect!;
     throw new DigestMismatchError(
-      this.opts.what ?? this.target!.path,
+      this.opts.errorLabel ?? this.target!.path,
       { digest: expect.digest ?? "sha256:?", size: expect.size },
       { digest, size },
     );
@@ -386,7 +386,7 @@ export interface FileWriterOptions {
   hashThread?: Hasher;
   pool?: BlockPool;
   expect?: BlockWriterOptions["expect"];
-  what?: string;
+  errorLabel?: string;
   onBytes?: (bytes: number) => void;
 }
 
@@ -406,7 +406,7 @@ export class FileWriteStream extends BlockWriteStream {
       ...(opts.hashThread ? { hashThread: opts.hashThread } : {}),
       ...(opts.pool ? { pool: opts.pool } : {}),
       ...(opts.expect ? { expect: opts.expect } : {}),
-      ...(opts.what ? { what: opts.what } : {}),
+      ...(opts.errorLabel ? { errorLabel: opts.errorLabel } : {}),
       ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
     });
   }

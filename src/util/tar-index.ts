@@ -18,7 +18,7 @@ function cString(buf: Buffer, start: number, length: number): string {
   return slice.subarray(0, nul < 0 ? slice.length : nul).toString("utf8");
 }
 
-function octal(buf: Buffer, start: number, length: number, what: string): number {
+function octal(buf: Buffer, start: number, length: number, errorLabel: string): number {
   const field = buf.subarray(start, start + length);
   if ((field[0]! & 0x80) !== 0) {
     // GNU base-256 encoding for sizes over 8 GiB.
@@ -28,7 +28,7 @@ function octal(buf: Buffer, start: number, length: number, what: string): number
   }
   const text = cString(buf, start, length).trim();
   if (text === "") return 0;
-  if (!/^[0-7]+$/.test(text)) throw new Error(`${what}: corrupt tar header (bad number field)`);
+  if (!/^[0-7]+$/.test(text)) throw new Error(`${errorLabel}: corrupt tar header (bad number field)`);
   return parseInt(text, 8);
 }
 
@@ -38,7 +38,7 @@ function checksumOk(header: Buffer): boolean {
   return sum === octal(header, 148, 8, "tar");
 }
 
-function parsePax(data: Buffer, what: string): Record<string, string> {
+function parsePax(data: Buffer, errorLabel: string): Record<string, string> {
   const out: Record<string, string> = {};
   let pos = 0;
   while (pos < data.length) {
@@ -46,7 +46,7 @@ function parsePax(data: Buffer, what: string): Record<string, string> {
     if (space < 0) break;
     const len = parseInt(data.subarray(pos, space).toString("ascii"), 10);
     if (!Number.isSafeInteger(len) || len <= 0 || pos + len > data.length) {
-      throw new Error(`${what}: corrupt pax header`);
+      throw new Error(`${errorLabel}: corrupt pax header`);
     }
     const record = data.subarray(space + 1, pos + len - 1).toString("utf8");
     const eq = record.indexOf("=");
@@ -57,19 +57,19 @@ function parsePax(data: Buffer, what: string): Record<string, string> {
 }
 
 /** Normalise a tar path: strip "./", reject absolute paths and "..". */
-export function safeTarPath(raw: string, what: string): string {
+export function safeTarPath(raw: string, errorLabel: string): string {
   let p = raw.replace(/\\/g, "/");
   while (p.startsWith("./")) p = p.slice(2);
-  if (p.startsWith("/")) throw new Error(`${what}: tar entry "${raw}" has an absolute path`);
+  if (p.startsWith("/")) throw new Error(`${errorLabel}: tar entry "${raw}" has an absolute path`);
   const parts = p.split("/").filter((s) => s !== "" && s !== ".");
-  if (parts.includes("..")) throw new Error(`${what}: tar entry "${raw}" escapes the archive root ("..")`);
+  if (parts.includes("..")) throw new Error(`${errorLabel}: tar entry "${raw}" escapes the archive root ("..")`);
   return parts.join("/");
 }
 
-async function readExactly(fh: FileHandle, length: number, position: number, what: string): Promise<Buffer> {
+async function readExactly(fh: FileHandle, length: number, position: number, errorLabel: string): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, position);
-  if (bytesRead !== length) throw new Error(`${what}: truncated tar (unexpected end of file)`);
+  if (bytesRead !== length) throw new Error(`${errorLabel}: truncated tar (unexpected end of file)`);
   return buf;
 }
 

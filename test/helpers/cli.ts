@@ -2,6 +2,7 @@
  * Runs the built airpack CLI (bin/airpack → dist/src/cli/main.js) as a child
  * process, the way a user would. Build first: `npx tsc -p tsconfig.json`.
  */
+import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import * as fs from "node:fs/promises";
@@ -269,4 +270,14 @@ export async function assertSnapshotsFor(
       if (!keys.has(id)) throw new Error(`${img.ref}: no snapshot ${id} in ${ns}; have ${[...keys].join(" ")}`);
     }
   }
+}
+
+/** A failed run: exit code 1, exactly one stderr line matching `pattern`, nothing on stdout. */
+export function assertOneLineError(r: AirpackResult, pattern: RegExp): string {
+  assert.equal(r.code, 1, `expected exit 1, got ${r.code}: ${r.stderr}`);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern);
+  assert.equal(r.stdout.length, 0, "nothing on stdout");
+  return lines[0]!;
 }

@@ -106,7 +106,7 @@ describe("FileWriteStream", () => {
           flags: "wx",
           hashThread: thread,
           expect: { size, digest: `sha256:${sha256hex(data)}` },
-          what: "blob",
+          errorLabel: "blob",
         });
         await pipeline(chunked(data), file);
         assert.equal(file.sha256, `sha256:${sha256hex(data)}`);
@@ -120,7 +120,7 @@ describe("FileWriteStream", () => {
             flags: "wx",
             hashThread: thread,
             expect: { size: data.length, digest: wrong },
-            what: "layer X",
+            errorLabel: "layer X",
           }),
         ),
         /layer X: digest mismatch/,
@@ -128,14 +128,18 @@ describe("FileWriteStream", () => {
       await assert.rejects(
         pipeline(
           chunked(data),
-          new FileWriteStream(join(dir, "too-long"), { flags: "wx", expect: { size: 1000 }, what: "layer Y" }),
+          new FileWriteStream(join(dir, "too-long"), { flags: "wx", expect: { size: 1000 }, errorLabel: "layer Y" }),
         ),
         /layer Y: size mismatch \(expected 1000 bytes/,
       );
       await assert.rejects(
         pipeline(
           chunked(data),
-          new FileWriteStream(join(dir, "too-short"), { flags: "wx", expect: { size: 200_000 }, what: "layer Z" }),
+          new FileWriteStream(join(dir, "too-short"), {
+            flags: "wx",
+            expect: { size: 200_000 },
+            errorLabel: "layer Z",
+          }),
         ),
         /layer Z: size mismatch \(expected 200000 bytes, got 100000\)/,
       );

@@ -15,14 +15,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { rawGet, RawUnsupported } from "../../src/registry/raw-http";
-import { NetworkError, type TransportOptions } from "../../src/registry/http";
+import { NetworkError, type HttpOptions } from "../../src/registry/http";
 import { resumableBlob, statusError } from "../../src/registry/client";
 import { createRegistryClient } from "../../src/registry/setup";
 import { FileWriteStream, feedWriter, type BlockFeed, type BlockSink } from "../../src/util/file-writer";
 
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
-const TRANSPORT: TransportOptions = { insecureHosts: [], connectTimeoutMs: 5000, idleTimeoutMs: 5000 };
+const TRANSPORT: HttpOptions = { insecureHosts: [], connectTimeoutMs: 5000, idleTimeoutMs: 5000 };
 
 /** What a scripted server does with one connection, given the request head it read. */
 type Script = (socket: net.Socket, head: string) => void | Promise<void>;
@@ -344,7 +344,7 @@ describe("registry download into a block writer (feedInto)", () => {
     const path = join(dir, `blob-${randomBytes(4).toString("hex")}`);
     await feedWriter(
       download,
-      new FileWriteStream(path, { flags: "wx", expect: { size: blob.length }, what: "layer" }),
+      new FileWriteStream(path, { flags: "wx", expect: { size: blob.length }, errorLabel: "layer" }),
     );
     return readFile(path);
   }

@@ -19,11 +19,11 @@ export interface GoGzipHeader {
   extra?: Uint8Array;
 }
 
-function latin1(s: string, what: string): Uint8Array {
+function latin1(s: string, errorLabel: string): Uint8Array {
   const bytes: number[] = [];
   for (const ch of s) {
     const cp = ch.codePointAt(0)!;
-    if (cp === 0 || cp > 0xff) throw new Error(`gzip: non-Latin-1 header string in ${what}`);
+    if (cp === 0 || cp > 0xff) throw new Error(`gzip: non-Latin-1 header string in ${errorLabel}`);
     bytes.push(cp);
   }
   bytes.push(0);
