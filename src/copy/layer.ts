@@ -8,50 +8,16 @@ import { shortDigest, type Digest } from "../oci/digest";
 import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type Family } from "../oci/mediatypes";
 import type { Store } from "../store/store";
 import type { CarriedRecipe, ImageSource } from "../transports/types";
-import { meter, progressCounter, type ProgressListener } from "../util/progress";
+import { meter, progressCounter } from "../util/progress";
 import { compressStream, decompressStream } from "../compression/codecs";
 import { diffIdCheck } from "./diff-id";
-import type { Limiter } from "../util/pool";
-import type { GzipRecipe } from "../recipes/format";
 import type * as Preserve from "./preserve";
+import type { ConvertOptions, LayerResult } from "./layer-types";
+
+export type { ConvertOptions, LayerResult } from "./layer-types";
 
 export function targetCompression(mode: LayerMode, current: Compression): Compression {
   return mode === "keep" ? current : mode === "uncompressed" ? "none" : mode;
-}
-
-export interface ConvertOptions {
-  mode: LayerMode;
-  /** With mode "uncompressed": keep what is needed to rebuild the original gzip blob byte for byte. */
-  preserveDigests?: boolean;
-  /**
-   * Also decompress layers copied as they are and check them against their diff_ids (--verify-diff-ids).
-   * Converted layers are always checked; this is the extra pass skopeo and crane don't make.
-   */
-  verifyDiffIds?: boolean;
-  /** Bounds CPU-heavy work (encoder identification) to the number of cores. */
-  cpu?: Limiter;
-  /**
-   * Run a plain copy (no check or conversion that decides the result) in the background: the
-   * result is known from the descriptor, so the caller can go on while the bytes arrive. The
-   * task may be given a second destination for the bytes (e.g. the layer's place in a bundle).
-   */
-  background?: (digest: Digest, task: (tee?: FileSpot) => Promise<void>) => void;
-  /** The manifest family the converted layer will live in. */
-  family: Family;
-  level?: number;
-  onProgress?: ProgressListener;
-  signal?: AbortSignal;
-}
-
-export interface LayerResult {
-  descriptor: Descriptor;
-  action: "copied" | "converted" | "cached" | "foreign";
-  /** Size of the uncompressed tar, when known. */
-  uncompressedSize?: number;
-  /** How to rebuild the original blob from the stored (uncompressed) one. */
-  recipe?: GzipRecipe;
-  /** Why the original blob was kept although a conversion was asked for. */
-  keptReason?: string;
 }
 
 /** The encoder models load only for --preserve-digests (they are most of pack's start-up code). */

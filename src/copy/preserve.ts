@@ -2,7 +2,7 @@ import { open } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
-import type { ConvertOptions, LayerResult } from "./layer";
+import type { ConvertOptions, LayerResult } from "./layer-types";
 import { diffIdCheck } from "./diff-id";
 import { decompressStream } from "../compression/codecs";
 import type { Descriptor } from "../oci/descriptor";
