@@ -174,3 +174,24 @@ export function decompressStream(format: StreamFormat, errorLabel: string): Dupl
       return lzma().createDecompressor();
   }
 }
+
+/**
+ * A layer's decoder whose errors say which layer and what is wrong: node's zlib alone says only
+ * "incorrect header check", and a layer whose media type says gzip may hold anything.
+ */
+export function decompressLayer(format: StreamFormat, errorLabel: string): Duplex | Transform {
+  const decoder = decompressStream(format, errorLabel);
+  if (format === "none") return decoder;
+  const emit = decoder.emit.bind(decoder) as (event: string | symbol, ...args: unknown[]) => boolean;
+  decoder.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== "error") return emit(event, ...args);
+    const err = args[0] instanceof Error ? args[0] : new Error(String(args[0]));
+    if (err.message.startsWith(`${errorLabel}:`)) return emit("error", err);
+    const truncated = /unexpected end|truncated|premature/i.test(err.message);
+    const what = truncated
+      ? `truncated ${format} data`
+      : `not valid ${format} data, although its media type says ${format}`;
+    return emit("error", new Error(`${errorLabel}: ${what} (${err.message})`, { cause: err }));
+  }) as typeof decoder.emit;
+  return decoder;
+}

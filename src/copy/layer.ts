@@ -9,7 +9,7 @@ import { layerCompression, layerMediaType, mediaTypeInfo, type Compression, type
 import type { Store } from "../store/store";
 import type { CarriedRecipe, ImageSource } from "../transports/types";
 import { meter, progressCounter } from "../util/progress";
-import { compressStream, decompressStream } from "../compression/codecs";
+import { compressStream, decompressLayer } from "../compression/codecs";
 import { diffIdCheck } from "./diff-id";
 import type * as Preserve from "./preserve";
 import type { ConvertOptions, LayerResult } from "./layer-types";
@@ -106,7 +106,7 @@ async function convertOneLayer(
   const diffCheck = diffIdCheck(diffId, errorLabel);
   const stages = [
     meter(id, label, layer.size, opts.onProgress),
-    decompressStream(from, errorLabel),
+    decompressLayer(from, errorLabel),
     diffCheck,
     compressStream(to, opts.level !== undefined ? { level: opts.level, threads: 1 } : { threads: 1 }),
   ];
@@ -159,7 +159,7 @@ async function copyOneBlob(
     const check = diffIdCheck(diffId, errorLabel);
     await pipeline(
       await store.blob(layer, errorLabel, opts.signal),
-      decompressStream(compression, errorLabel),
+      decompressLayer(compression, errorLabel),
       check,
       discard(),
     );
@@ -191,7 +191,7 @@ async function copyOneBlob(
   }
   const metered = await open();
   const check = diffIdCheck(diffId, errorLabel);
-  const side = pipeline(metered, decompressStream(compression, errorLabel), check, discard());
+  const side = pipeline(metered, decompressLayer(compression, errorLabel), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
   await store.putVerifiedBlob(layer, metered, errorLabel, opts.signal, { gate: side });
   await store.records.recordDiffId(layer.digest, diffId, check.size);

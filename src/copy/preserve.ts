@@ -4,7 +4,7 @@ import { discard } from "../util/streams";
 import { pipeline } from "node:stream/promises";
 import type { ConvertOptions, LayerResult } from "./layer-types";
 import { diffIdCheck } from "./diff-id";
-import { decompressStream } from "../compression/codecs";
+import { decompressLayer } from "../compression/codecs";
 import type { Descriptor } from "../oci/descriptor";
 import { shortDigest, type Digest } from "../oci/digest";
 import { layerMediaType, mediaTypeInfo } from "../oci/mediatypes";
@@ -62,7 +62,7 @@ export async function preserveGzipLayer(
   const decompressed = pipeline(
     await store.blob(layer, errorLabel, opts.signal),
     meter(`recipe:${layer.digest}`, `id ${shortDigest(layer.digest).slice(7, 15)}`, layer.size, opts.onProgress),
-    decompressStream("gzip", errorLabel),
+    decompressLayer("gzip", errorLabel),
     check,
     tee,
   );
@@ -71,6 +71,11 @@ export async function preserveGzipLayer(
   const toIdentify = new PassThrough({ highWaterMark: 1 << 20 });
   tee.pipe(toStore);
   tee.pipe(toIdentify);
+  // pipe() passes data, not failure: a layer that isn't gzip would leave both branches waiting forever.
+  decompressed.catch((err: unknown) => {
+    toStore.destroy(err as Error);
+    toIdentify.destroy(err as Error);
+  });
   const [, stored] = await allSettledOrThrow([
     decompressed,
     store.ingest(toStore, [], opts.signal),
