@@ -1,4 +1,5 @@
 import { rm, rename, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import type { Readable, Writable } from "node:stream";
@@ -12,6 +13,15 @@ export interface OutputOptions extends CompressOptions {
   format: StreamFormat;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+}
+
+/** Fail early, and in words, when an output file cannot be created where it is asked for. */
+export async function checkOutputParent(out: string): Promise<void> {
+  if (out === "-") return;
+  const parent = dirname(out);
+  const st = await stat(parent).catch(() => undefined);
+  if (!st) throw new Error(`${out}: cannot write it, ${parent} does not exist`);
+  if (!st.isDirectory()) throw new Error(`${out}: cannot write it, ${parent} is not a directory`);
 }
 
 /**

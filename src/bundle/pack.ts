@@ -13,6 +13,7 @@ import type { StreamFormat } from "../compression/sniff";
 import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
 import { bundleEntries, layoutFiles } from "./writer";
 import { ArchiveSink } from "./sinks";
+import { checkOutputParent } from "./output";
 import { copyToLayout } from "../copy/layout";
 import { openSource } from "./open";
 import { BundleSource } from "./source";
@@ -43,6 +44,8 @@ export interface PackResult {
   layerBytes: number;
   blobs: number;
   foreign: Descriptor[];
+  /** What the sources got wrong that the copy worked around. */
+  warnings: string[];
 }
 
 function toBundleImage(r: ImageReport): BundleImage {
@@ -90,6 +93,7 @@ type BackgroundTask = (tee?: FileSpot) => Promise<void>;
 
 /** pack: every source → store (converting layers) → one bundle file or stdout. */
 export async function pack(opts: PackOptions): Promise<PackResult> {
+  await checkOutputParent(opts.out); // before any download, not after all of them
   const store = await Store.open(opts.cacheDir);
   // A failed background download stops everything else; Ctrl-C (opts.signal) does too.
   const cancel = new AbortController();
@@ -197,6 +201,7 @@ interface BundleDescription {
   metadata: BundleMetadata;
   extraBlobs: Descriptor[];
   mtime: Date;
+  warnings: string[];
 }
 
 /** What goes into the bundle besides the images themselves: names, metadata, kept originals. */
@@ -226,7 +231,13 @@ function describeBundle(copied: { report: ImageReport; image: NamedImage }[], op
     images: reports.map(toBundleImage),
     extraBlobs,
   };
-  return { named, metadata, extraBlobs, mtime: new Date(Math.floor(created.getTime() / 1000) * 1000) };
+  return {
+    named,
+    metadata,
+    extraBlobs,
+    mtime: new Date(Math.floor(created.getTime() / 1000) * 1000),
+    warnings: reports.flatMap((r) => r.warnings),
+  };
 }
 
 function packResult(opts: PackOptions, bundle: BundleDescription, plan: LayoutPlan, bytes: number): PackResult {
@@ -237,6 +248,7 @@ function packResult(opts: PackOptions, bundle: BundleDescription, plan: LayoutPl
     layerBytes: plan.layers.reduce((a, l) => a + l.size, 0),
     blobs: plan.small.length + plan.layers.length,
     foreign: plan.foreign,
+    warnings: bundle.warnings,
   };
 }
 

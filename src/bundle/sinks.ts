@@ -1,15 +1,14 @@
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Descriptor } from "../oci/descriptor";
 import type { StreamFormat } from "../compression/sniff";
 import { blobPath } from "../transports/layout";
 import type { LayoutFiles, LayoutSink } from "../transports/types";
-import { streamToFile, tempSibling } from "../util/atomic";
+import { makeTempDir, streamToFile, tempSibling } from "../util/atomic";
 import { drain } from "../util/streams";
-import { writeOutput } from "./output";
+import { checkOutputParent, writeOutput } from "./output";
 import { TarWriter } from "./tar-writer";
 import { OCI_LAYOUT_JSON, topLevelEntries } from "./writer";
 
@@ -152,7 +151,7 @@ export class ArchiveSink implements LayoutSink {
   bytesWritten = 0;
 
   constructor(
-    out: string,
+    private readonly out: string,
     private readonly opts: ArchiveSinkOptions,
   ) {
     this.label = out === "-" ? "<stdout>" : out;
@@ -168,6 +167,7 @@ export class ArchiveSink implements LayoutSink {
   }
 
   async begin(files: LayoutFiles): Promise<void> {
+    await checkOutputParent(this.out);
     const wanted: LayoutFiles = {
       indexJson: files.indexJson,
       dockerManifest: this.opts.dockerManifest ? files.dockerManifest : undefined,
@@ -189,7 +189,7 @@ export class ArchiveSink implements LayoutSink {
       await this.tar.addStream(blobPath(desc), desc.size, data, signal);
       return;
     }
-    this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-spool-"));
+    this.spoolDir ??= await makeTempDir("airpack-spool-");
     const file = join(this.spoolDir, desc.digest.slice(7));
     try {
       await streamToFile(data, file);

@@ -1,6 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
@@ -12,7 +11,7 @@ import { describeRecipe } from "../recipes/identify";
 import type { GzipRecipe } from "../recipes/format";
 import { regenerateGzipThreaded } from "../recipes/threaded";
 import type { CarriedRecipe, ImageSource, NamedImage } from "../transports/types";
-import { streamToFile } from "../util/atomic";
+import { makeTempDir, streamToFile } from "../util/atomic";
 import { Limiter } from "../util/pool";
 import { drain } from "../util/streams";
 import { openInput } from "./input";
@@ -316,7 +315,7 @@ export class BundleSource implements ImageSource {
   }
 
   private async spoolDirectory(): Promise<string> {
-    this.spoolDir ??= await mkdtemp(join(tmpdir(), "airpack-bundle-"));
+    this.spoolDir ??= await makeTempDir("airpack-bundle-");
     return this.spoolDir;
   }
 

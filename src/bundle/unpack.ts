@@ -15,6 +15,7 @@ import type { ProgressListener } from "../util/progress";
 import type { BundleMetadata } from "./format";
 import { BundleSource } from "./source";
 import { layoutFiles } from "./writer";
+import { checkOutputParent } from "./output";
 import { defaultThreads } from "../compression/codecs";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
@@ -59,6 +60,7 @@ export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
   const convert = opts.layers !== undefined && opts.layers !== "keep";
   if (convert && !opts.cacheDir) throw new Error("unpack --layers needs a store directory");
   if (opts.format === "oci" && opts.out === "-") outputSink(opts); // the usage error, before reading anything
+  if (opts.format !== "oci") await checkOutputParent(opts.out);
   const source = await BundleSource.open(opts.input, {
     // Converted layers make new digests anyway: the bundle's own form is the shorter way there.
     restoreDigests: !convert && opts.restoreDigests !== false,

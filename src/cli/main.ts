@@ -25,7 +25,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
     .command(withSignal(inspectCommand, signal))
     .command(withSignal(cacheCommand, signal))
     .command(withSignal(demoCommand, signal))
-    .demandCommand(1, "name a command: pack, unpack, verify or inspect")
+    .demandCommand(1, "name a command: pack, unpack, verify, inspect or cache")
     .strict()
     .version(toolVersion())
     .help()

@@ -13,7 +13,7 @@ export function printSummary(s: BundleSummary, bundleBytes?: number): void {
           l.digest.slice(7, 19),
           l.compression,
           formatBytes(l.size),
-          l.uncompressedSize !== undefined ? formatBytes(l.uncompressedSize) : "?",
+          l.uncompressedSize !== undefined ? formatBytes(l.uncompressedSize) : "unknown",
           l.mode,
         ]);
       });
@@ -22,9 +22,14 @@ export function printSummary(s: BundleSummary, bundleBytes?: number): void {
   }
   process.stdout.write(table(rows) + "\n");
   const t = s.totals;
-  const unc = t.uncompressedKnown ? formatBytes(t.uncompressedBytes) : `≥${formatBytes(t.uncompressedBytes)}`;
+  // Kept compressed layers are never decompressed at pack time (unless --verify-diff-ids): say so in words.
+  const unc = t.uncompressedKnown
+    ? `${formatBytes(t.uncompressedBytes)} uncompressed`
+    : t.uncompressedBytes === 0
+      ? "uncompressed size unknown"
+      : `${formatBytes(t.uncompressedBytes)} uncompressed plus layers of unknown size`;
   process.stdout.write(
-    `\n${s.images.length} image(s), ${t.blobs} blobs; layers ${formatBytes(t.layerBytes)} stored, ${unc} uncompressed; bundle compression: ${s.format}` +
+    `\n${s.images.length} image(s), ${t.blobs} blobs; layers ${formatBytes(t.layerBytes)} stored, ${unc}; bundle compression: ${s.format}` +
       (s.layersMode ? `; layers mode: ${s.layersMode}` : "") +
       (s.tool ? `; made by ${s.tool} at ${s.created}` : "") +
       "\n",

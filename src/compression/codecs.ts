@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { trackChild } from "../util/leftovers";
 import { Duplex, PassThrough, type Transform } from "node:stream";
 import { availableParallelism } from "node:os";
 import { createGunzip, createGzip } from "node:zlib";
@@ -51,6 +52,7 @@ class ChildFilter extends Duplex {
   ) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
     this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    trackChild(this.child);
     this.child.stderr.setEncoding("utf8");
     this.child.stderr.on("data", (d: string) => {
       if (this.stderr.length < 4096) this.stderr += d;

@@ -85,6 +85,8 @@ export interface ImageReport {
   skipped: { platform: string; digest: Digest; reason: string }[];
   /** Whether the originals were kept so that unpack restores the source's digests. */
   preserved: boolean;
+  /** Things the source got wrong that the copy worked around (printed as warnings). */
+  warnings: string[];
 }
 
 interface Ctx {
@@ -107,6 +109,7 @@ export async function copyImage(
   if (preserved !== (opts.preserveDigests === true)) opts = { ...opts, preserveDigests: preserved };
   const report: ImageReport = {
     preserved,
+    warnings: [],
     name: image.name,
     source: image.source,
     sourceDescriptor: image.descriptor,
@@ -153,6 +156,19 @@ async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boo
   // An artifact manifest of a type we don't know, referenced from an index: copied as it is.
   await ctx.store.putSmall(desc, bytes, errorLabel);
   return { converted: desc, restored: desc };
+}
+
+/**
+ * A descriptor whose media type disagrees with the manifest's own (OCI over a Docker v2s2 body, or
+ * the reverse): the body is what its digest covers, so it wins, as in skopeo; the copy then keeps
+ * every byte, and the user is told.
+ */
+function bodyTyped(ctx: Ctx, desc: Descriptor, bodyType: string | undefined, errorLabel: string): Descriptor {
+  if (!bodyType || bodyType === desc.mediaType || !isManifest(bodyType)) return desc;
+  ctx.report.warnings.push(
+    `${errorLabel}: the descriptor says ${desc.mediaType} but the manifest is ${bodyType}; kept as ${bodyType}`,
+  );
+  return { ...desc, mediaType: bodyType };
 }
 
 function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
@@ -236,14 +252,19 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
   return { converted: newDesc, restored };
 }
 
-async function copyManifest(ctx: Ctx, desc: Descriptor, errorLabel: string): Promise<Copied> {
+async function copyManifest(ctx: Ctx, described: Descriptor, errorLabel: string): Promise<Copied> {
   const { source, store, opts } = ctx;
-  const bytes = await source.fetchSmall(desc, errorLabel);
+  const bytes = await source.fetchSmall(described, errorLabel);
   const manifest = parseManifest(bytes, errorLabel);
+  const desc = bodyTyped(ctx, described, manifest.mediaType, errorLabel);
   const configBytes = await source.fetchSmall(manifest.config, `${errorLabel} config`);
   await store.putSmall(manifest.config, configBytes, `${errorLabel} config`);
+  // An image by its types, not its shape: an artifactType, or a layer that is no layer type (an
+  // attestation's in-toto statement, a signature), makes it an artifact, copied as it is.
   const isImage =
-    manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig;
+    (manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig) &&
+    manifest.artifactType === undefined &&
+    manifest.layers.every((l) => layerCompression(l.mediaType) !== undefined);
   const diffIds = isImage ? (parseConfig(configBytes, `${errorLabel} config`).rootfs?.diff_ids ?? []) : [];
   if (isImage && diffIds.length !== manifest.layers.length) {
     throw new Error(`${errorLabel}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);

@@ -27,10 +27,14 @@ export function parseDockerManifest(bytes: Uint8Array, label: string): DockerMan
   });
 }
 
-/** docker shows docker.io/library/x as x; keep other registries as they are. Digest-only names get no tag. */
+/**
+ * The RepoTags entry for a name: the full normalised reference. docker load shortens
+ * docker.io/library/x to x itself; podman keeps a full name but reads a short one of a multi-image
+ * archive as localhost/x. Digest-only names get no tag.
+ */
 export function dockerTag(name: string): string | undefined {
   if (name.includes("@")) return undefined;
   const lastSlash = name.lastIndexOf("/");
   if (name.lastIndexOf(":") <= lastSlash) return undefined;
-  return name.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
+  return name;
 }

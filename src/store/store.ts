@@ -8,6 +8,7 @@ import { DigestStream, type Digest } from "../oci/digest";
 import { MediaType } from "../oci/mediatypes";
 import { DirTree } from "../util/files";
 import { writeFileAtomic } from "../util/atomic";
+import { trackTempPath } from "../util/leftovers";
 import { ReadAheadStream } from "../util/read-ahead";
 import { BlockWriteStream, feedWriter, FileWriteStream, isBlockFeed, type FileSpot } from "../util/file-writer";
 import { HashThread, inlineHasher } from "../util/hash-thread";
@@ -133,7 +134,7 @@ export class Store extends OciLayoutSource implements ImageSink {
   }
 
   private ingestPath(): string {
-    return join(this.root, "ingest", randomBytes(8).toString("hex"));
+    return trackTempPath(join(this.root, "ingest", randomBytes(8).toString("hex")));
   }
 
   /** Store a blob, hashing it on the way in (see StoreWriteExtras for the rest). */

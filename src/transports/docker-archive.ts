@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { sniffCompression } from "../compression/sniff";
-import { checkBytes, encodeJson, MAX_JSON_BYTES, parseConfig, type Descriptor } from "../oci/descriptor";
+import { checkBytes, encodeJson, MAX_JSON_BYTES, parseConfig, parseJson, type Descriptor } from "../oci/descriptor";
 import { DigestStream, sha256, type Digest } from "../oci/digest";
 import { layerMediaType, MediaType } from "../oci/mediatypes";
 import { normalizeName, tryNormalizeName } from "../oci/reference";
@@ -34,7 +34,7 @@ export class DockerArchiveSource implements ImageSource {
   ) {}
 
   async images(): Promise<NamedImage[]> {
-    if ((await this.tree.exists("index.json")) && (await this.tree.exists("oci-layout"))) {
+    if ((await this.tree.exists("index.json")) && (await this.tree.exists("oci-layout")) && (await this.indexLists())) {
       this.oci = new OciLayoutSource(this.tree, this.label, this.selector);
       return this.oci.images();
     }
@@ -57,12 +57,27 @@ export class DockerArchiveSource implements ImageSource {
       const descriptor = await this.synthesise(entry, i);
       const tagged =
         names.length > 0 ? names : [normalizeName(`localhost/${repo}:${i === 0 ? "latest" : `image-${i}`}`)];
-      for (const name of tagged) out.push({ name, descriptor, source: this.label });
+      // docker-archive:FILE:REF takes that one name, not every tag of the image.
+      const selected =
+        this.selector === undefined || /^@\d+$/.test(this.selector)
+          ? tagged
+          : tagged.filter((n) => n === (tryNormalizeName(this.selector!) ?? this.selector));
+      for (const name of selected) out.push({ name, descriptor, source: this.label });
     }
     if (out.length === 0) {
       throw new Error(`${this.label}: no image${this.selector ? ` "${this.selector}"` : "s"} in manifest.json`);
     }
     return out;
+  }
+
+  /**
+   * Whether index.json lists images. Docker 25+ saving an image by ID writes `"manifests": null`
+   * there and names nothing: the image is then read from manifest.json, as from a classic archive.
+   */
+  private async indexLists(): Promise<boolean> {
+    const doc = parseJson(await this.tree.readSmall("index.json", MAX_JSON_BYTES), `${this.label}/index.json`);
+    const listed = Array.isArray(doc.manifests) && doc.manifests.length > 0;
+    return listed || !(await this.tree.exists("manifest.json"));
   }
 
   private async synthesise(entry: DockerManifestEntry, i: number): Promise<Descriptor> {

@@ -1,13 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
+import { mkdtemp, open, rename, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { trackTempPath } from "./leftovers";
 import { dirname, basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
 
-/** A sibling temp name, so the final rename stays on one filesystem. */
+/** A sibling temp name, so the final rename stays on one filesystem (removed on a forced exit). */
 export function tempSibling(path: string): string {
-  return join(dirname(path), `.${basename(path)}.airpack-tmp-${randomBytes(6).toString("hex")}`);
+  return trackTempPath(join(dirname(path), `.${basename(path)}.airpack-tmp-${randomBytes(6).toString("hex")}`));
+}
+
+/** A new temp directory under the OS temp dir (removed on a forced exit). */
+export async function makeTempDir(prefix: string): Promise<string> {
+  return trackTempPath(await mkdtemp(join(tmpdir(), prefix)));
 }
 
 /** Write bytes to `path` atomically: temp file, fsync, rename. */

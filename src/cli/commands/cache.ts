@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { defaultCacheDir } from "../cache-dir";
 import { defineCommand } from "../command-module";
 import { formatBytes, printJson, table } from "../output";
@@ -17,6 +18,17 @@ export const cacheCommand = defineCommand({
       import("../../store/store.js"),
       import("../../store/admin.js"),
     ]);
+    // Looking at a store must not make one: a mistyped --cache would otherwise leave a new directory behind.
+    const exists = await stat(a.cache).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    if (!exists) {
+      const empty = a.action === "ls" ? { root: a.cache, images: [], blobs: 0, bytes: 0 } : { removed: 0, bytes: 0 };
+      if (a.json) printJson(empty);
+      else if (!a.quiet) process.stdout.write(`no store at ${a.cache} (nothing cached yet)\n`);
+      return;
+    }
     const store = await Store.open(a.cache);
     if (a.action === "ls") {
       const l = await listStore(store);

@@ -3,7 +3,7 @@ import { layerModes, type LayerMode } from "../../copy/layer-modes";
 import type { StreamFormat } from "../../compression/sniff";
 import { formatFromName } from "../../bundle/extensions";
 import { pack } from "../../bundle/pack";
-import { hostPlatform, parsePlatformString } from "../../oci/platform";
+import { hostPlatform } from "../../oci/platform";
 import { UsageError } from "../../util/errors";
 import { defaultCacheDir } from "../cache-dir";
 import { defineCommand } from "../command-module";
@@ -11,6 +11,7 @@ import { readCredential } from "../credentials";
 import { log, type Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
 import { createReporter } from "../progress";
+import { checkCount, checkLevel, nameMismatch, parsePlatforms } from "../validate";
 
 const compressChoices = ["xz", "zstd", "gzip", "none"] as const;
 
@@ -38,7 +39,7 @@ export const packCommand = defineCommand({
         type: "string",
         array: true,
         describe:
-          "registry reference (alpine:3.20, ghcr.io/org/app@sha256:…), docker://REF, oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref]",
+          "registry reference (alpine:3.20, ghcr.io/org/app@sha256:…), docker://REF, oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], bundle:FILE (or bundle:- for stdin)",
       })
       .option("output", {
         alias: "o",
@@ -112,7 +113,8 @@ export const packCommand = defineCommand({
         "$0 pack docker-archive:saved.tar oci-archive:b.tar --layers uncompressed -o site.tar.zst",
         "two archives, layers stored uncompressed, zstd outer",
       )
-      .example("$0 pack oci:./layout --all-platforms -o - | ssh diode 'cat > site.tar.xz'", "stream to stdout"),
+      .example("$0 pack oci:./layout --all-platforms -o - | ssh diode 'cat > site.tar.xz'", "stream to stdout")
+      .example("$0 pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz", "merge bundles offline, digests kept"),
   handler: async (a, signal) => {
     const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
     const out = a.output;
@@ -121,7 +123,12 @@ export const packCommand = defineCommand({
       throw new UsageError(
         `cannot tell the compression from "${out}"; name it .tar.xz/.tar.zst/.tar.gz/.tar or pass --compress`,
       );
-    const platforms = (a.platform ?? []).map(parsePlatformString);
+    const platforms = parsePlatforms(a.platform ?? []);
+    const level = checkLevel(a.level, compress);
+    const threads = checkCount(a.threads, "--threads");
+    const jobs = checkCount(a.jobs, "--jobs") ?? 4;
+    const mismatch = nameMismatch(out, compress);
+    if (mismatch) log(g, `warning: ${mismatch}`);
     const reporter = createReporter(!g.quiet && !g.json);
     try {
       const sources = [...(a.sources ?? []), ...(await readImageLists(a["images-file"] ?? []))];
@@ -137,15 +144,15 @@ export const packCommand = defineCommand({
         out,
         cacheDir: a.cache,
         compress,
-        ...(a.level !== undefined ? { compressLevel: a.level } : {}),
-        ...(a.threads !== undefined ? { threads: a.threads } : {}),
+        ...(level !== undefined ? { compressLevel: level } : {}),
+        ...(threads !== undefined ? { threads } : {}),
         layers: a.layers,
         platforms: platforms.length > 0 ? platforms : [hostPlatform()],
         allPlatforms: a["all-platforms"],
         withAttestations: a["with-attestations"],
         preserveDigests: a["preserve-digests"] && a.layers === "uncompressed",
         verifyDiffIds: a["verify-diff-ids"],
-        jobs: Math.max(1, a.jobs),
+        jobs,
         ...(reporter.listener ? { onProgress: reporter.listener } : {}),
         signal,
       });
@@ -162,6 +169,7 @@ export const packCommand = defineCommand({
           );
           for (const s of img.skipped) log(g, `  left out ${s.platform} ${s.digest.slice(0, 19)}…: ${s.reason}`);
         }
+        for (const w of result.warnings) log(g, `warning: ${w}`);
         for (const f of result.foreign)
           log(
             g,

@@ -7,6 +7,7 @@ import { defineCommand } from "../command-module";
 import { log, type Globals } from "../globals";
 import { printJson } from "../output";
 import { createReporter } from "../progress";
+import { nameMismatch } from "../validate";
 
 export const unpackCommand = defineCommand({
   command: "unpack <bundle>",
@@ -49,6 +50,8 @@ export const unpackCommand = defineCommand({
     const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
     const isDir = a.output.endsWith("/") || (await stat(a.output).catch(() => undefined))?.isDirectory() === true;
     const format: UnpackFormat = (a.format as UnpackFormat | undefined) ?? (isDir ? "oci" : "docker-archive");
+    const mismatch = format === "oci" ? undefined : nameMismatch(a.output, "none");
+    if (mismatch) log(g, `warning: ${mismatch} (unpack writes tars for importers; compress it afterwards if needed)`);
     const reporter = createReporter(!g.quiet && !g.json);
     const { unpack, summarize } = await import("../../bundle/unpack.js");
     const contents = await unpack({
