@@ -56,6 +56,8 @@ export class BundleSource implements ImageSource {
   recipeFor?: (layer: Descriptor) => CarriedRecipe | undefined;
   private readonly small = new Map<Digest, Uint8Array>();
   private readonly rebuilds = new Map<Digest, CarriedRecipe>();
+  /** Uncompressed blobs that recipe layers not asked for yet are rebuilt from. */
+  private readonly rebuildSourcesLeft = new Set<Digest>();
   private readonly roots = new Map<string, Descriptor>();
   private readonly foreign = new Set<Digest>();
   private readonly spooled = new Map<Digest, string>();
@@ -124,6 +126,7 @@ export class BundleSource implements ImageSource {
         const stored = img.restored && !l.recipe ? l.source.digest : l.digest;
         this.uses.set(stored, (this.uses.get(stored) ?? 0) + 1);
         if (img.restored && l.recipe) {
+          this.rebuildSourcesLeft.add(l.digest);
           this.rebuilds.set(l.source.digest, {
             recipe: l.recipe,
             uncompressed: { mediaType: l.mediaType, digest: l.digest, size: l.size },
@@ -183,8 +186,11 @@ export class BundleSource implements ImageSource {
   /** Rebuild an original layer from its recipe, checked against the original digest. */
   private async rebuilt(original: Descriptor, r: CarriedRecipe): Promise<Readable> {
     const label = rebuildLabel(original, r.recipe);
-    const alone = this.queue.length === 0 && this.rebuilding === 0;
-    if (r.uncompressed.size > SPOOL_LIMIT || (alone && (this.uses.get(r.uncompressed.digest) ?? 1) <= 1)) {
+    this.rebuildSourcesLeft.delete(r.uncompressed.digest);
+    // The last rebuild, with no other running and no other request for its blob.
+    const last =
+      this.rebuildSourcesLeft.size === 0 && this.rebuilding === 0 && (this.uses.get(r.uncompressed.digest) ?? 1) <= 1;
+    if (r.uncompressed.size > SPOOL_LIMIT || last) {
       // One big layer, or nothing else to do meanwhile: stream it through (a spool would only add
       // a write and a read of the whole layer).
       const data = (await this.queued(r.uncompressed.digest, false)) as Readable;
