@@ -35,11 +35,16 @@ export interface UnpackOptions {
   signal?: AbortSignal;
 }
 
+/** Where the output can't go, said before anything is read. */
+async function checkOutput(opts: UnpackOptions): Promise<void> {
+  if (opts.format !== "oci") return checkOutputParent(opts.out);
+  if (opts.out === "-") {
+    throw new UsageError("--format oci writes a directory; use --format oci-archive or docker-archive for stdout");
+  }
+}
+
 function outputSink(opts: UnpackOptions): LayoutSink {
   if (opts.format === "oci") {
-    if (opts.out === "-") {
-      throw new UsageError("--format oci writes a directory; use --format oci-archive or docker-archive for stdout");
-    }
     return new LayoutDirSink(opts.out, opts.force);
   }
   return new ArchiveSink(opts.out, {
@@ -59,8 +64,7 @@ const REBUILD_AHEAD = defaultThreads() + 1;
 export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
   const convert = opts.layers !== undefined && opts.layers !== "keep";
   if (convert && !opts.cacheDir) throw new Error("unpack --layers needs a store directory");
-  if (opts.format === "oci" && opts.out === "-") outputSink(opts); // the usage error, before reading anything
-  if (opts.format !== "oci") await checkOutputParent(opts.out);
+  await checkOutput(opts);
   const source = await BundleSource.open(opts.input, {
     // Converted layers make new digests anyway: the bundle's own form is the shorter way there.
     restoreDigests: !convert && opts.restoreDigests !== false,
