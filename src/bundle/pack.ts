@@ -208,7 +208,7 @@ interface BundleDescription {
 function describeBundle(copied: { report: ImageReport; image: NamedImage }[], opts: PackOptions): BundleDescription {
   const reports = copied.map((c) => c.report);
   const named: NamedImage[] = copied.map(({ report, image }) => ({
-    name: image.name,
+    name: report.name,
     descriptor: report.descriptor,
     source: image.source,
   }));

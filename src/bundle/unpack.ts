@@ -3,6 +3,7 @@ import { imageName, type Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
 import { isIndex, layerCompression } from "../oci/mediatypes";
 import { formatPlatform } from "../oci/platform";
+import { nameForDigest } from "../oci/reference";
 import type { BundleContents } from "./reader";
 import { ArchiveSink, LayoutDirSink, NullSink } from "./sinks";
 import { copyImage } from "../copy/copy";
@@ -141,6 +142,8 @@ export interface ImageSummary {
   digest: Digest;
   mediaType: string;
   sourceDigest?: Digest;
+  /** A digest-named image whose restored root differs from what is packed: the name unpack gives it. */
+  restoredName?: string;
   platforms: { platform: string; digest: Digest; layers: LayerSummary[] }[];
   skipped: { platform: string; digest: string; reason: string }[];
 }
@@ -193,11 +196,13 @@ export function summarize(contents: BundleContents): BundleSummary {
       else if (contents.manifests.has(d.digest)) leaves.push(d);
     };
     walk(root);
+    const restoredName = metaImage?.restored ? nameForDigest(name, metaImage.restored.digest) : undefined;
     return {
       name,
       digest: root.digest,
       mediaType: root.mediaType,
       ...(metaImage ? { sourceDigest: metaImage.sourceDigest } : {}),
+      ...(restoredName && restoredName !== name ? { restoredName } : {}),
       platforms: leaves.map((leaf) => ({
         platform: formatPlatform(leaf.platform ?? platformOf(contents, leaf.digest)),
         digest: leaf.digest,

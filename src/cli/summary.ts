@@ -47,6 +47,7 @@ export function printSummary(s: BundleSummary, bundleBytes?: number): void {
     );
   }
   for (const img of s.images) {
+    if (img.restoredName) process.stdout.write(`note: ${img.name}: unpack restores it as ${img.restoredName}\n`);
     for (const sk of img.skipped)
       process.stdout.write(`note: ${img.name}: left out ${sk.platform} ${sk.digest.slice(0, 19)}… (${sk.reason})\n`);
   }

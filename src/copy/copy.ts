@@ -21,6 +21,7 @@ import {
   type Family,
 } from "../oci/mediatypes";
 import { formatPlatform, isAttestationPlatform, platformMatches, type Platform } from "../oci/platform";
+import { nameForDigest, pinnedDigest } from "../oci/reference";
 import type { Store } from "../store/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import { mapPool, type Limiter } from "../util/pool";
@@ -120,17 +121,45 @@ export async function copyImage(
     skipped: [],
   };
   const ctx: Ctx = { source, store, opts, image, report };
-  const copied = await copyNode(ctx, image.descriptor, image.name, true);
+  let copied = await copyNode(ctx, image.descriptor, image.name, true);
+  const pin = pinnedDigest(image.name);
+  if (pin && copied.only) {
+    // A digest names one thing: one platform taken from a pinned index is carried as that
+    // platform's own manifest (a digest the source has too), not as an index made up here.
+    const filtered = copied.restored.digest;
+    report.originals = report.originals.filter((o) => o.digest !== filtered);
+    copied = { converted: withoutPlatform(copied.only.converted), restored: withoutPlatform(copied.only.restored) };
+  }
   report.descriptor = copied.converted;
   report.restored = copied.restored;
-  await store.tag({ name: image.name, descriptor: report.descriptor, source: image.source });
+  // As written (index.json, airpack.json); a restoring unpack names the restored root the same way.
+  report.name = nameForDigest(image.name, copied.converted.digest);
+  if (pin && report.restored.digest !== pin) report.warnings.push(pinMoved(image.name, pin, report));
+  if (image.warnings) report.warnings.push(...image.warnings);
+  await store.tag({ name: report.name, descriptor: report.descriptor, source: image.source });
   return report;
+}
+
+function withoutPlatform(desc: Descriptor): Descriptor {
+  return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+}
+
+function pinMoved(name: string, pin: Digest, report: ImageReport): string {
+  const kept = report.manifests.filter((m) => !m.artifact).map((m) => formatPlatform(m.platform));
+  const what = report.manifests.length === 1 ? "its manifest" : "an index of those";
+  return (
+    `${name} is a multi-platform index; only ${kept.join(", ")} is packed, as ${what}, ` +
+    `named ${nameForDigest(name, report.restored.digest)} (pins to ${shortDigest(pin)}… will not resolve offline; ` +
+    `--all-platforms keeps the index)`
+  );
 }
 
 /** A copied node: as stored for direct import, and the digest-preserving original it stands for. */
 interface Copied {
   converted: Descriptor;
   restored: Descriptor;
+  /** An index filtered down to one image manifest: that manifest. */
+  only?: Copied;
 }
 
 /** Keep an original document in the store when the converted one differs (for digest restoration). */
@@ -204,9 +233,11 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
   let changed = filtered;
   let restoredChanged = filtered;
   const newEntries: unknown[] = [];
+  let onlyCopied: Copied | undefined;
   const restoredEntries: unknown[] = [];
   for (const { i, child } of kept) {
     const copied = await copyNode(ctx, child, `${errorLabel} [${formatPlatform(child.platform)}]`, false);
+    onlyCopied = copied;
     const entry = { ...(doc.manifests[i] as Record<string, unknown>) };
     const restoredEntry = { ...entry };
     if (copied.converted.digest !== child.digest) {
@@ -240,6 +271,8 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
       await keepOriginal(ctx, desc, bytes, errorLabel);
     }
   }
+  const only =
+    filtered && kept.length === 1 && onlyCopied && isManifest(kept[0]!.child.mediaType) ? onlyCopied : undefined;
   const full = parseJson(bytes, errorLabel);
   const anyOciChild = newEntries.some((e) => mediaTypeInfo(String((e as Descriptor).mediaType))?.family === "oci");
   full.manifests = newEntries;
@@ -249,7 +282,7 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
   const out = encodeJson(full);
   const newDesc: Descriptor = { mediaType, digest: sha256(out), size: out.length };
   await ctx.store.putSmall(newDesc, out, errorLabel);
-  return { converted: newDesc, restored };
+  return { converted: newDesc, restored, ...(only ? { only } : {}) };
 }
 
 async function copyManifest(ctx: Ctx, described: Descriptor, errorLabel: string): Promise<Copied> {

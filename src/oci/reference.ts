@@ -77,6 +77,32 @@ export function formatTagged(ref: Reference): string {
   return `${ref.registry}/${ref.repository}:${ref.tag ?? "latest"}`;
 }
 
+/**
+ * The name an image gets where it is written. A digest-only name (repo@sha256:…) must name what it
+ * points at, so it takes the digest actually written (a converted or platform-filtered root differs
+ * from the pin); names with a tag keep the tag, as docker and containerd do.
+ */
+export function nameForDigest(name: string, digest: Digest): string {
+  let ref: Reference;
+  try {
+    ref = parseReference(name);
+  } catch {
+    return name;
+  }
+  if (!ref.digest || ref.tag) return name;
+  return `${ref.registry}/${ref.repository}@${digest}`;
+}
+
+/** The digest a digest-only name pins, or undefined for tagged names. */
+export function pinnedDigest(name: string): Digest | undefined {
+  try {
+    const ref = parseReference(name);
+    return ref.tag ? undefined : ref.digest;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Normalise a user-written image name, e.g. for a --tag option. */
 export function normalizeName(input: string): string {
   return formatReference(parseReference(input));

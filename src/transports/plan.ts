@@ -4,6 +4,7 @@ import { hostPlatform, isAttestationPlatform, platformMatches } from "../oci/pla
 import { blobPath } from "./layout";
 import type { ImageSource, NamedImage } from "./types";
 import { dockerTag, type DockerManifestEntry } from "../oci/docker-manifest";
+import { nameForDigest } from "../oci/reference";
 
 /** Everything a layout tar needs, small documents first so readers can plan before layers. */
 export interface LayoutPlan {
@@ -61,11 +62,12 @@ export async function planLayout(
   const entries: Descriptor[] = [];
   for (const image of images) {
     await walk(image.descriptor, image.name);
+    const name = nameForDigest(image.name, image.descriptor.digest);
     entries.push({
       mediaType: image.descriptor.mediaType,
       digest: image.descriptor.digest,
       size: image.descriptor.size,
-      annotations: { [Annotation.containerdName]: image.name, [Annotation.refName]: image.name },
+      annotations: { [Annotation.containerdName]: name, [Annotation.refName]: name },
     });
   }
   for (const desc of extra) await addSmall(desc, `extra blob ${desc.digest}`);

@@ -78,7 +78,27 @@ export class RegistrySource implements ImageSource {
     const { desc } = await this.getManifest(this.ref.digest ?? this.ref.tag ?? "latest", errorLabel);
     // With tag+digest the digest wins (it was checked above); the tag names it.
     const name = this.ref.tag ? formatTagged(this.ref) : formatReference(this.ref);
-    return [{ name, descriptor: desc, source: this.label }];
+    const moved = this.ref.tag && this.ref.digest ? await this.tagNowAt(this.ref.tag) : undefined;
+    const warnings =
+      moved && moved !== desc.digest
+        ? [
+            `${errorLabel}: the tag ${this.ref.tag} now points at ${shortDigest(moved)}…; ` +
+              `packing the pinned ${shortDigest(desc.digest)}… under the name ${name}`,
+          ]
+        : [];
+    return [{ name, descriptor: desc, source: this.label, ...(warnings.length ? { warnings } : {}) }];
+  }
+
+  /** Where a tag points now (HEAD), or undefined when the registry doesn't say. */
+  private async tagNowAt(tag: string): Promise<string | undefined> {
+    const res = await this.client.send(
+      this.ref.registry,
+      this.ref.repository,
+      `${this.ref.repository}/manifests/${tag}`,
+      { method: "HEAD", headers: { accept: MANIFEST_ACCEPT } },
+    );
+    res.body.resume();
+    return res.status === 200 ? headerValue(res, "docker-content-digest") : undefined;
   }
 
   async fetchSmall(desc: Descriptor, errorLabel: string): Promise<Uint8Array> {

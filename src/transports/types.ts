@@ -9,6 +9,8 @@ export interface NamedImage {
   descriptor: Descriptor;
   /** Where it came from, for messages and metadata, e.g. "oci:fixtures/out/oci:mixed". */
   source: string;
+  /** What the source noticed while resolving it (e.g. a tag that now points elsewhere than its pin). */
+  warnings?: string[];
 }
 
 /** A gzip layer a source can rebuild from an uncompressed blob it holds (digest-preserving bundles). */

@@ -271,6 +271,94 @@ describe("registry without auth: pack, then ctr import and podman load", { timeo
     }
   });
 
+  test(
+    "a digest names what it points at: ctr, podman and inspect agree on pinned indexes",
+    { timeout: TIMEOUT },
+    async (t) => {
+      const p = ready(t);
+      if (!p) return;
+      const amd = served.multiChildren.get("linux/amd64") ?? "";
+      const repo = `${host}/test/multi`;
+      const cache = path.join(work, "cache-pins");
+      // one platform of a pinned index: carried as that platform's manifest, named by its own digest
+      const one = path.join(work, "pin-one.tar");
+      const packed = await airpackOk(["pack", `${repo}@${served.multi}`, "-o", one, "--cache", cache]);
+      assert.match(packed.stderr, /multi-platform index; only linux\/amd64 is packed/);
+      const index = asIndex(JSON.parse((await tarMember(one, "index.json")).toString("utf8")) as unknown);
+      assert.deepEqual(
+        index.manifests.map((m) => [m.digest, m.annotations?.[REF_NAME]]),
+        [[amd, `${repo}@${amd}`]],
+      );
+      assert.deepEqual(
+        (await inspectBundle(one)).map((i) => i.name),
+        [`${repo}@${amd}`],
+      );
+      const ns = "reg-pins";
+      await p.ctd.importImage(await fs.readFile(one), { namespace: ns });
+      // every digest name in containerd resolves to that digest
+      const assertTruthful = async (): Promise<void> => {
+        for (const row of await p.ctd.listImages(ns)) {
+          const at = row.name.indexOf("@");
+          if (at >= 0) assert.equal(row.digest, row.name.slice(at + 1), `${row.name} points at ${row.digest}`);
+        }
+      };
+      assert.ok((await p.ctd.listImages(ns)).some((r) => r.name === `${repo}@${amd}`));
+      await assertTruthful();
+      // podman takes a single-image bundle as an OCI archive and keeps the digest name
+      await p.podman.load(one);
+      const [loaded] = await p.podman.images();
+      assert.ok(loaded?.repoDigests.includes(`${repo}@${amd}`), JSON.stringify(loaded));
+      await p.podman.removeAllImages();
+
+      // every platform: the pin itself, named as given
+      const all = path.join(work, "pin-all.tar");
+      await airpackOk(["pack", `${repo}@${served.multi}`, "--all-platforms", "-o", all, "--cache", cache, "-q"]);
+      await p.ctd.importImage(await fs.readFile(all), { namespace: ns, allPlatforms: true });
+      assert.equal(
+        (await p.ctd.listImages(ns)).find((r) => r.name === `${repo}@${served.multi}`)?.digest,
+        served.multi,
+      );
+
+      // layers converted: the bundle names the converted manifest, unpack restores the pinned name
+      const converted = path.join(work, "pin-converted.tar.xz");
+      await airpackOk([
+        "pack",
+        `${repo}@${served.multi}`,
+        "--layers",
+        "uncompressed",
+        "-o",
+        converted,
+        "--cache",
+        cache,
+        "-q",
+      ]);
+      const rawIndex = asIndex(
+        JSON.parse(
+          (await runOk("sh", ["-c", `xz -dc '${converted}' | tar -xOf - index.json`])).stdout.toString("utf8"),
+        ) as unknown,
+      );
+      const rawRoot = rawIndex.manifests[0];
+      assert.ok(rawRoot && rawRoot.digest !== amd);
+      assert.equal(rawRoot.annotations?.[REF_NAME], `${repo}@${rawRoot.digest}`);
+      const inspectText = (await airpackOk(["inspect", converted])).stdout.toString("utf8");
+      assert.ok(inspectText.includes(`unpack restores it as ${repo}@${amd}`), inspectText);
+      const ns2 = "reg-pins-restored";
+      await importCtr(p, converted, ns2);
+      assert.equal((await p.ctd.listImages(ns2)).find((r) => r.name === `${repo}@${amd}`)?.digest, amd);
+
+      // tag + digest: the digest wins, the tag names it, and a tag that moved is reported
+      await pushFixture(p.sk, "mixed", `${repo}:moved`);
+      const moved = path.join(work, "pin-moved.tar");
+      const r = await airpackOk(["pack", `${repo}:moved@${served.multi}`, "-o", moved, "--cache", cache]);
+      assert.match(r.stderr, /the tag moved now points at sha256:/);
+      const named = await inspectBundle(moved);
+      assert.deepEqual(
+        named.map((i) => [i.name, i.sourceDigest]),
+        [[`${repo}:moved`, served.multi]],
+      );
+    },
+  );
+
   test("a plain .tar is written in place while downloading: the same bytes as streamed, and importable", async (t) => {
     const p = ready(t);
     if (!p) return;
