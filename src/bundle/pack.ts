@@ -295,7 +295,7 @@ async function writeBundleInPlace(
   startDeferred: (digest: Digest, tee: FileSpot) => Promise<void> | undefined,
   cancel: () => void,
 ): Promise<PackResult> {
-  const plan = await planLayout(store, bundle.named, bundle.extraBlobs, coming);
+  const plan = await planLayout(store, bundle.named, { extra: bundle.extraBlobs, coming });
   const tmp = tempSibling(opts.out);
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());
   try {

@@ -31,6 +31,8 @@ export interface UnpackOptions {
   /** Convert layers again on the way out; goes through the store in `cacheDir`. */
   layers?: LayerMode;
   cacheDir?: string;
+  /** Leave out names that hold no runnable image (a signature or SBOM on its own): ctr import stops at them. */
+  imagesOnly?: boolean;
   jobs?: number;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
@@ -80,6 +82,7 @@ export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
         files: (plan) => layoutFiles(plan),
         ahead: REBUILD_AHEAD,
         beforeCommit: () => source.finish(),
+        ...(opts.imagesOnly ? { imagesOnly: true } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
@@ -101,7 +104,10 @@ export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
     }
     await source.finish();
     await store.close();
-    await copyToLayout(store, converted, sink, { files: (plan) => layoutFiles(plan) });
+    await copyToLayout(store, converted, sink, {
+      files: (plan) => layoutFiles(plan),
+      ...(opts.imagesOnly ? { imagesOnly: true } : {}),
+    });
     return source.contents;
   } catch (err) {
     await sink?.abort();

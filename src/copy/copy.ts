@@ -2,6 +2,7 @@ import { convertLayer, type ConvertOptions, type LayerResult } from "./layer";
 import type { LayerMode } from "../copy/layer-modes";
 import {
   encodeJson,
+  isRunnableImage,
   parseConfig,
   parseIndex,
   parseJson,
@@ -292,12 +293,8 @@ async function copyManifest(ctx: Ctx, described: Descriptor, errorLabel: string)
   const desc = bodyTyped(ctx, described, manifest.mediaType, errorLabel);
   const configBytes = await source.fetchSmall(manifest.config, `${errorLabel} config`);
   await store.putSmall(manifest.config, configBytes, `${errorLabel} config`);
-  // An image by its types, not its shape: an artifactType, or a layer that is no layer type (an
-  // attestation's in-toto statement, a signature), makes it an artifact, copied as it is.
-  const isImage =
-    (manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig) &&
-    manifest.artifactType === undefined &&
-    manifest.layers.every((l) => layerCompression(l.mediaType) !== undefined);
+  // Artifacts are copied as they are.
+  const isImage = isRunnableImage(manifest);
   const diffIds = isImage ? (parseConfig(configBytes, `${errorLabel} config`).rootfs?.diff_ids ?? []) : [];
   if (isImage && diffIds.length !== manifest.layers.length) {
     throw new Error(`${errorLabel}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);

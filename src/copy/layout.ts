@@ -18,6 +18,8 @@ export interface CopyToLayoutOptions {
   beforeCommit?: () => Promise<void>;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
+  /** Leave out names that hold no runnable image (see planLayout). */
+  imagesOnly?: boolean;
 }
 
 /**
@@ -34,7 +36,10 @@ export async function copyToLayout(
   const opened: Promise<Readable>[] = [];
   const taken = new Set<number>();
   try {
-    const plan = await planLayout(source, images, opts.extraBlobs ?? []);
+    const plan = await planLayout(source, images, {
+      ...(opts.extraBlobs ? { extra: opts.extraBlobs } : {}),
+      ...(opts.imagesOnly ? { imagesOnly: true } : {}),
+    });
     await sink.begin(opts.files(plan));
     for (const { desc, bytes } of plan.small) await sink.putSmall(desc, bytes, `blob ${desc.digest}`);
     const ahead = Math.max(1, opts.ahead ?? 1);

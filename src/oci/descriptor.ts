@@ -1,5 +1,5 @@
 import { parseDigest, sha256, DigestMismatchError, type Digest } from "./digest";
-import { isSchema1 } from "./mediatypes";
+import { isSchema1, layerCompression, MediaType } from "./mediatypes";
 import { parsePlatform, type Platform } from "./platform";
 
 export interface Descriptor {
@@ -170,4 +170,16 @@ export function parseConfig(bytes: Uint8Array, errorLabel: string): ImageConfig 
 /** Serialise a JSON document the way airpack writes new manifests (compact, stable key order as given). */
 export function encodeJson(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), "utf8");
+}
+
+/**
+ * A runnable image by its types, not its shape: an image config, no artifactType, and only layer
+ * types. Anything else (an attestation's in-toto statement, a signature, an SBOM) is an artifact.
+ */
+export function isRunnableImage(manifest: ImageManifest): boolean {
+  return (
+    (manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig) &&
+    manifest.artifactType === undefined &&
+    manifest.layers.every((l) => layerCompression(l.mediaType) !== undefined)
+  );
 }

@@ -1,4 +1,4 @@
-import { Annotation, encodeJson, parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
+import { Annotation, encodeJson, isRunnableImage, parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
 import { isIndex, isManifest, isNonDistributable, MediaType } from "../oci/mediatypes";
 import { hostPlatform, isAttestationPlatform, platformMatches } from "../oci/platform";
 import { blobPath } from "./layout";
@@ -16,15 +16,23 @@ export interface LayoutPlan {
   foreign: Descriptor[];
 }
 
+export interface PlanOptions {
+  extra?: Descriptor[];
+  /** Blobs on their way into the source (downloads that start once the plan is made). */
+  coming?: ReadonlySet<string>;
+  /** Leave out names whose root holds no runnable image (signatures, SBOMs, attestations on their own). */
+  imagesOnly?: boolean;
+}
+
 /**
- * Walk the named images in `source` and list every blob an OCI layout of them must hold.
- * `coming`: blobs on their way into `source` (downloads that start once the plan is made).
+ * Walk the named images in `source` and list every blob an OCI layout of them must hold. Names
+ * whose root holds a runnable image come first in index.json: `ctr images import` stops at the
+ * first name it can't unpack, so an artifact ahead of an image would keep the image from unpacking.
  */
 export async function planLayout(
   source: ImageSource,
   images: NamedImage[],
-  extra: Descriptor[] = [],
-  coming: ReadonlySet<string> = new Set(),
+  { extra = [], coming = new Set(), imagesOnly = false }: PlanOptions = {},
 ): Promise<LayoutPlan> {
   const plan: LayoutPlan = { indexJson: Buffer.alloc(0), dockerManifest: [], small: [], layers: [], foreign: [] };
   const seen = new Set<string>();
@@ -37,6 +45,16 @@ export async function planLayout(
       plan.small.push({ desc, bytes });
     }
     return bytes;
+  };
+  /** Whether the root holds a runnable image; walks into `plan` only when `add` is set. */
+  const runnable = async (desc: Descriptor, errorLabel: string): Promise<boolean> => {
+    const bytes = await source.fetchSmall(desc, errorLabel);
+    if (isIndex(desc.mediaType)) {
+      for (const child of parseIndex(bytes, errorLabel).manifests)
+        if (await runnable(child, `${errorLabel} ${child.digest}`)) return true;
+      return false;
+    }
+    return isManifest(desc.mediaType) && isRunnableImage(parseManifest(bytes, errorLabel));
   };
   const walk = async (desc: Descriptor, errorLabel: string): Promise<void> => {
     const bytes = await addSmall(desc, errorLabel);
@@ -59,8 +77,15 @@ export async function planLayout(
     }
   };
 
+  const classified = await Promise.all(
+    images.map(async (image) => ({ image, runnable: await runnable(image.descriptor, image.name) })),
+  );
+  const ordered = [
+    ...classified.filter((c) => c.runnable),
+    ...(imagesOnly ? [] : classified.filter((c) => !c.runnable)),
+  ].map((c) => c.image);
   const entries: Descriptor[] = [];
-  for (const image of images) {
+  for (const image of ordered) {
     await walk(image.descriptor, image.name);
     const name = nameForDigest(image.name, image.descriptor.digest);
     entries.push({
@@ -72,7 +97,7 @@ export async function planLayout(
   }
   for (const desc of extra) await addSmall(desc, `extra blob ${desc.digest}`);
   plan.indexJson = encodeJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: entries });
-  plan.dockerManifest = await dockerEntries(source, images, manifests, plan.foreign);
+  plan.dockerManifest = await dockerEntries(source, ordered, manifests, plan.foreign);
   return plan;
 }
 

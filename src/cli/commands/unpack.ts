@@ -39,6 +39,13 @@ export const unpackCommand = defineCommand({
         describe:
           "rebuild the original gzip layers and manifests of digest-preserving bundles (--no-restore-digests: as packed)",
       })
+      .option("images-only", {
+        type: "boolean",
+        default: false,
+        describe:
+          "leave out names that hold no runnable image (a signature, SBOM or attestation on its own); " +
+          "ctr import exits 1 at such a name (they are written last, so the images before it are in)",
+      })
       .option("cache", { type: "string", default: defaultCacheDir(), describe: "store used by --layers" })
       .example("$0 unpack site.tar.xz -o - | ctr -n k8s.io images import -", "import into containerd")
       .example(
@@ -60,6 +67,7 @@ export const unpackCommand = defineCommand({
       format,
       force: a.force,
       restoreDigests: a["restore-digests"],
+      imagesOnly: a["images-only"],
       ...(a.layers ? { layers: a.layers, cacheDir: a.cache } : {}),
       ...(reporter.listener ? { onProgress: reporter.listener } : {}),
       signal,
