@@ -22,3 +22,13 @@ export function defineCommand<U>(command: AirpackCommand<U>): AirpackCommand<U> 
 export function withSignal<U>(c: AirpackCommand<U>, signal: AbortSignal): CommandModule<Globals, U> {
   return { command: c.command, describe: c.describe, builder: c.builder, handler: (a) => c.handler(a, signal) };
 }
+
+/**
+ * Examples as an epilogue, each command on a line of its own under a "# what it does" line (as
+ * kubectl prints them): yargs' two-column examples wrap long commands mid-word. Keep each command
+ * within 76 characters so an 80-column terminal shows it whole.
+ */
+export function examples(list: readonly (readonly [what: string, command: string])[]): string {
+  const body = list.map(([what, command]) => `  # ${what}\n  airpack ${command}`).join("\n\n");
+  return `Examples:\n${body}\n\nExit codes: 0 ok, 1 failure, 2 usage error.`;
+}

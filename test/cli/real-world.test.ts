@@ -166,6 +166,39 @@ describe("real-world inputs", { timeout: 300_000 }, () => {
     assert.ok(!(await stat(join(dir, "no-such-dir")).catch(() => undefined)));
   });
 
+  it("--layers auto (the default): uncompressed with recipes under xz and zstd, keep for .tar and .tar.gz", async () => {
+    const src = `oci:${join(odd, "artifact")}:image`;
+    for (const [name, expected] of [
+      ["auto.tar.xz", "uncompressed"],
+      ["auto.tar.zst", "uncompressed"],
+      ["auto.tar", "keep"],
+      ["auto.tar.gz", "keep"],
+    ] as const) {
+      const out = join(dir, name);
+      await pack([src], out, join(dir, "c-auto"), ["-q"]);
+      const meta = (await airpackOk(["inspect", "--json", out])).stdout.toString("utf8");
+      assert.equal((JSON.parse(meta) as { layersMode: string }).layersMode, expected, name);
+    }
+  });
+
+  it("--help examples: each command whole on one line, under a line saying what it does", async () => {
+    for (const command of ["pack", "unpack", "verify", "inspect", "cache"]) {
+      const help = (await airpackOk([command, "--help"])).stdout.toString("utf8");
+      const lines = help.split("\n");
+      const at = lines.indexOf("Examples:");
+      assert.ok(at >= 0, `${command} --help has no examples`);
+      const shown = lines.slice(at + 1).filter((l) => l.startsWith("  airpack "));
+      assert.ok(shown.length > 0, `${command}: no example commands`);
+      for (const line of shown) {
+        assert.ok(line.length <= 80, `${command}: example wider than 80 columns: ${line}`);
+        const before = lines[lines.indexOf(line) - 1] ?? "";
+        assert.match(before, /^ {2}# \S/, `${command}: example without its description: ${line}`);
+        // nothing of the command spilled onto the next line
+        assert.match(lines[lines.indexOf(line) + 1] ?? "", /^$/, `${command}: example wrapped: ${line}`);
+      }
+    }
+  });
+
   it("cache ls of a store that does not exist creates nothing", async () => {
     const missing = join(dir, "no-store");
     const r = await airpackOk(["cache", "ls", "--cache", missing]);

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { defaultCacheDir } from "../cache-dir";
-import { defineCommand } from "../command-module";
+import { defineCommand, examples } from "../command-module";
 import { formatBytes, printJson, table } from "../output";
 
 export const cacheCommand = defineCommand({
@@ -11,8 +11,12 @@ export const cacheCommand = defineCommand({
       .positional("action", { choices: ["ls", "prune"] as const, demandOption: true })
       .option("cache", { type: "string", default: defaultCacheDir(), describe: "store directory" })
       .option("all", { type: "boolean", default: false, describe: "prune: empty the store completely" })
-      .example("$0 cache ls", "images and space used")
-      .example("$0 cache prune", "drop blobs no cached image uses"),
+      .epilogue(
+        examples([
+          ["images and space used", "cache ls"],
+          ["drop blobs no cached image uses", "cache prune"],
+        ]),
+      ),
   handler: async (a) => {
     const [{ Store }, { listStore, pruneStore }] = await Promise.all([
       import("../../store/store.js"),

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { defineCommand } from "../command-module";
+import { defineCommand, examples } from "../command-module";
 import { printJson } from "../output";
 import { printSummary } from "../summary";
 
@@ -10,8 +10,12 @@ export const inspectCommand = defineCommand({
     y
       .positional("bundle", { type: "string", describe: "bundle file, or - for stdin" })
       .option("verify", { type: "boolean", default: false, describe: "also read and verify every layer" })
-      .example("$0 inspect site.tar.xz", "a table")
-      .example("$0 inspect site.tar.xz --json | jq '.images[].name'", "for scripts"),
+      .epilogue(
+        examples([
+          ["a table of images and layers", "inspect site.tar.xz"],
+          ["for scripts", "inspect site.tar.xz --json | jq '.images[].name'"],
+        ]),
+      ),
   handler: async (a) => {
     const { inspect } = await import("../../bundle/unpack.js");
     const s = await inspect(a.bundle || "-", a.verify);

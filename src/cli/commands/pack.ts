@@ -6,7 +6,7 @@ import { pack } from "../../bundle/pack";
 import { hostPlatform } from "../../oci/platform";
 import { UsageError } from "../../util/errors";
 import { defaultCacheDir } from "../cache-dir";
-import { defineCommand } from "../command-module";
+import { defineCommand, examples } from "../command-module";
 import { readCredential } from "../credentials";
 import { log, type Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
@@ -54,9 +54,11 @@ export const packCommand = defineCommand({
       .option("level", { type: "number", describe: "compression level (xz 0-9, zstd 1-19, gzip 1-9)" })
       .option("threads", { alias: "T", type: "number", describe: "compression threads (default: all cores)" })
       .option("layers", {
-        choices: layerModes,
-        default: "keep" as LayerMode,
-        describe: "convert each layer to this compression",
+        choices: [...layerModes, "auto"] as const,
+        default: "auto" as LayerMode | "auto",
+        describe:
+          "convert each layer to this compression. auto: uncompressed with recipes (every digest kept) under " +
+          "xz or zstd, where the outer compression then shrinks the layers; keep for .tar and .tar.gz",
       })
       .option("platform", {
         type: "string",
@@ -103,18 +105,22 @@ export const packCommand = defineCommand({
       })
       .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
       .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
-      .example(
-        "$0 pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz",
-        "two images from registries (host platform)",
-      )
-      .example("$0 pack -f images.txt --all-platforms --layers uncompressed -o site.tar.xz", "a k3s-style image list")
-      .example("$0 pack oci:./layout:app -o app.tar.xz", "one image from an OCI layout, xz-compressed")
-      .example(
-        "$0 pack docker-archive:saved.tar oci-archive:b.tar --layers uncompressed -o site.tar.zst",
-        "two archives, layers stored uncompressed, zstd outer",
-      )
-      .example("$0 pack oci:./layout --all-platforms -o - | ssh diode 'cat > site.tar.xz'", "stream to stdout")
-      .example("$0 pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz", "merge bundles offline, digests kept"),
+      .epilogue(
+        examples([
+          [
+            "two images from registries (host platform), every digest kept",
+            "pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz",
+          ],
+          ["a k3s/rke2-style image list, every platform", "pack -f images.txt --all-platforms -o site.tar.xz"],
+          ["one image from an OCI layout", "pack oci:./layout:app -o app.tar.xz"],
+          [
+            "archives with layers kept as they are (a plain .tar keeps them anyway)",
+            "pack docker-archive:a.tar oci-archive:b.tar --layers keep -o s.tar.zst",
+          ],
+          ["stream to stdout (xz)", "pack oci:./layout -o - | ssh diode 'cat > site.tar.xz'"],
+          ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
+        ]),
+      ),
   handler: async (a, signal) => {
     const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
     const out = a.output;
@@ -127,6 +133,9 @@ export const packCommand = defineCommand({
     const level = checkLevel(a.level, compress);
     const threads = checkCount(a.threads, "--threads");
     const jobs = checkCount(a.jobs, "--jobs") ?? 4;
+    // Gzip layers don't shrink inside xz or zstd; stored uncompressed with recipes they do, digests kept.
+    const layers: LayerMode =
+      a.layers === "auto" ? (compress === "xz" || compress === "zstd" ? "uncompressed" : "keep") : a.layers;
     const mismatch = nameMismatch(out, compress);
     if (mismatch) log(g, `warning: ${mismatch}`);
     const reporter = createReporter(!g.quiet && !g.json);
@@ -146,11 +155,11 @@ export const packCommand = defineCommand({
         compress,
         ...(level !== undefined ? { compressLevel: level } : {}),
         ...(threads !== undefined ? { threads } : {}),
-        layers: a.layers,
+        layers,
         platforms: platforms.length > 0 ? platforms : [hostPlatform()],
         allPlatforms: a["all-platforms"],
         withAttestations: a["with-attestations"],
-        preserveDigests: a["preserve-digests"] && a.layers === "uncompressed",
+        preserveDigests: a["preserve-digests"] && layers === "uncompressed",
         verifyDiffIds: a["verify-diff-ids"],
         jobs,
         ...(reporter.listener ? { onProgress: reporter.listener } : {}),

@@ -3,7 +3,7 @@ import { layerModes } from "../../copy/layer-modes";
 // The implementation loads when the command runs: a pack never pays for unpack's.
 import type { UnpackFormat } from "../../bundle/unpack";
 import { defaultCacheDir } from "../cache-dir";
-import { defineCommand } from "../command-module";
+import { defineCommand, examples } from "../command-module";
 import { log, type Globals } from "../globals";
 import { printJson } from "../output";
 import { createReporter } from "../progress";
@@ -47,12 +47,14 @@ export const unpackCommand = defineCommand({
           "ctr import exits 1 at such a name (they are written last, so the images before it are in)",
       })
       .option("cache", { type: "string", default: defaultCacheDir(), describe: "store used by --layers" })
-      .example("$0 unpack site.tar.xz -o - | ctr -n k8s.io images import -", "import into containerd")
-      .example(
-        "$0 unpack site.tar.xz --format docker-archive -o images.tar && podman load -i images.tar",
-        "docker/podman load",
-      )
-      .example("$0 unpack site.tar.xz --format oci -o ./layout", "an OCI layout directory"),
+      .epilogue(
+        examples([
+          ["import into containerd (digests restored)", "unpack site.tar.xz -o - | ctr -n k8s.io images import -"],
+          ["for podman load or docker load", "unpack site.tar.xz -o images.tar && podman load -i images.tar"],
+          ["an OCI layout directory", "unpack site.tar.xz --format oci -o ./layout"],
+          ["only runnable images (ctr exits 1 at an SBOM on its own)", "unpack site.tar.xz --images-only -o site.tar"],
+        ]),
+      ),
   handler: async (a, signal) => {
     const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
     const isDir = a.output.endsWith("/") || (await stat(a.output).catch(() => undefined))?.isDirectory() === true;

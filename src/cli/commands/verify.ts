@@ -1,4 +1,4 @@
-import { defineCommand } from "../command-module";
+import { defineCommand, examples } from "../command-module";
 import type { Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
 
@@ -8,7 +8,7 @@ export const verifyCommand = defineCommand({
   builder: (y) =>
     y
       .positional("bundle", { type: "string", describe: "bundle file, or - for stdin" })
-      .example("$0 verify site.tar.xz", "check a bundle after copying it"),
+      .epilogue(examples([["check a bundle after copying it", "verify site.tar.xz"]])),
   handler: async (a, signal) => {
     const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
     const { summarize, verify } = await import("../../bundle/unpack.js");
