@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { PassThrough, type Readable } from "node:stream";
 import { decompressStream } from "../compression/codecs";
 import { looksLikeTar, sniffCompression, type StreamFormat } from "../compression/sniff";
+import { fileErrorReason } from "../util/errors";
 
 /** Read at least `n` bytes (or to EOF) from a stream without losing them. */
 async function peek(stream: Readable, n: number): Promise<Buffer> {
@@ -62,9 +63,7 @@ export async function openTarStream(
   try {
     head = await peek(input, 512);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const reason = e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message;
-    throw new Error(`${errorLabel}: cannot read (${reason})`, { cause: err });
+    throw new Error(`${errorLabel}: cannot read (${fileErrorReason(err)})`, { cause: err });
   }
   if (head.length === 0) throw new Error(`${errorLabel}: empty input (expected a bundle)`);
   const format = sniffCompression(head);

@@ -1,5 +1,5 @@
 import yargs from "yargs";
-import { UsageError } from "../util/errors";
+import { describeSystemError, UsageError } from "../util/errors";
 import { toolVersion } from "../version";
 import { withSignal } from "./command-module";
 import { cacheCommand } from "./commands/cache";
@@ -62,7 +62,7 @@ export function run(): void {
     .catch((err: unknown) => {
       settled = true;
       const e = err instanceof Error ? err : new Error(String(err));
-      const msg = e.message.split("\n")[0] ?? String(err);
+      const msg = describeSystemError(e) ?? e.message.split("\n")[0] ?? String(err);
       process.stderr.write(`airpack: ${msg}\n`);
       if (process.env.AIRPACK_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
       process.exit(e instanceof UsageError ? 2 : process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);

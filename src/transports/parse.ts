@@ -5,7 +5,7 @@ import { OciLayoutSource } from "./layout";
 import type { ImageSource } from "./types";
 import { RegistrySource } from "./registry";
 import type { RegistryClient } from "../registry/client";
-import { UsageError } from "../util/errors";
+import { fileErrorReason, isSystemError, UsageError } from "../util/errors";
 import { parseReference } from "../oci/reference";
 
 export type TransportName = "oci" | "oci-archive" | "docker-archive" | "docker" | "bundle";
@@ -65,11 +65,21 @@ export async function openLocalOrRegistrySource(spec: SourceSpec, ctx: SourceCon
       return new OciLayoutSource(new DirTree(spec.target), spec.text, spec.selector);
     }
     case "oci-archive":
-      return new OciLayoutSource(await TarTree.open(spec.target), spec.text, spec.selector);
+      return new OciLayoutSource(await openArchive(spec), spec.text, spec.selector);
     case "docker-archive":
-      return new DockerArchiveSource(await TarTree.open(spec.target), spec.text, spec.selector);
+      return new DockerArchiveSource(await openArchive(spec), spec.text, spec.selector);
     case "docker":
       if (!ctx.registry) throw new Error(`${spec.text}: registry access is not set up for this command`);
       return new RegistrySource(ctx.registry, spec.target, spec.text);
+  }
+}
+
+/** A source archive's tar index; an error of the system names the source. */
+async function openArchive(spec: SourceSpec): Promise<TarTree> {
+  try {
+    return await TarTree.open(spec.target);
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
+    throw new Error(`${spec.text}: cannot read (${fileErrorReason(err)})`, { cause: err });
   }
 }

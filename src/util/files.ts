@@ -30,6 +30,7 @@ export class DirTree implements FileTree {
     if (real !== rootReal && !real.startsWith(rootReal + sep)) {
       throw new Error(`${this.root}: ${path} is a link that points outside the layout`);
     }
+    if (!(await lstat(real)).isFile()) throw new Error(`${this.root}: ${path} is not a regular file`);
     return real;
   }
 
@@ -74,16 +75,34 @@ export class TarTree implements FileTree {
     return this.file;
   }
 
+  /**
+   * An entry, following hardlinks and symlinks that stay inside the archive: docker save writes
+   * `<id>/layer.tar -> ../<other id>/layer.tar` for layers two images share.
+   */
   private entry(path: string, depth = 0): TarEntry {
     const e = this.entries.get(safeTarPath(path, this.file));
     if (!e) throw Object.assign(new Error(`${this.file}: no entry ${path}`), { code: "ENOENT" });
-    if ((e.type === "link" || e.type === "symlink") && e.linkname !== undefined && depth < 8) {
-      const base = e.type === "symlink" ? path.split("/").slice(0, -1).join("/") : "";
+    if ((e.type === "link" || e.type === "symlink") && e.linkname !== undefined) {
+      if (depth >= 16) throw new Error(`${this.file}: ${path}: too many levels of links`);
       if (e.linkname.startsWith("/")) throw new Error(`${this.file}: ${path} links to an absolute path`);
-      return this.entry(base ? `${base}/${e.linkname}` : e.linkname, depth + 1);
+      // A hardlink names a path from the archive root; a symlink is relative to its own directory.
+      const base = e.type === "symlink" ? path.split("/").slice(0, -1) : [];
+      return this.entry(this.inside(base, e.linkname, path), depth + 1);
     }
     if (e.type !== "file") throw new Error(`${this.file}: ${path} is not a regular file`);
     return e;
+  }
+
+  /** Resolve `target` from directory `base`; refused if it climbs above the archive root. */
+  private inside(base: string[], target: string, from: string): string {
+    const parts = [...base];
+    for (const part of target.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part !== "..") parts.push(part);
+      else if (parts.pop() === undefined)
+        throw new Error(`${this.file}: ${from} links to "${target}", outside the archive`);
+    }
+    return parts.join("/");
   }
 
   async exists(path: string): Promise<boolean> {

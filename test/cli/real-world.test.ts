@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, readdir, readFile, stat } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -166,6 +166,95 @@ describe("real-world inputs", { timeout: 300_000 }, () => {
     assert.ok(!(await stat(join(dir, "no-such-dir")).catch(() => undefined)));
   });
 
+  for (const kind of ["symlink", "hardlink"]) {
+    it(`docker save whose shared layer.tar is a ${kind} to another image's: both images pack`, async () => {
+      const archive = join(odd, `docker-shared-${kind}.tar`);
+      const bundle = join(dir, `shared-${kind}.tar`);
+      await pack([`docker-archive:${archive}`], bundle, join(dir, `c-shared-${kind}`), ["-q"]);
+      await airpackOk(["verify", bundle]);
+      // the configs are the archive's own files, named by their sha256
+      const entries = JSON.parse((await tarMember(archive, "manifest.json")).toString("utf8")) as {
+        Config: string;
+        RepoTags: string[];
+      }[];
+      const out = join(dir, `shared-${kind}.docker.tar`);
+      await airpackOk(["unpack", bundle, "-o", out]);
+      const unpacked = JSON.parse((await tarMember(out, "manifest.json")).toString("utf8")) as {
+        Config: string;
+        RepoTags: string[];
+        Layers: string[];
+      }[];
+      for (const e of entries) {
+        const config = await tarMember(archive, e.Config);
+        const got = unpacked.find((u) => u.RepoTags.includes(e.RepoTags[0]!));
+        assert.equal(got?.Config, `blobs/sha256/${sha256Of(config).slice(7)}`, e.RepoTags[0]);
+        const diffIds = (JSON.parse(config.toString("utf8")) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+        assert.deepEqual(
+          got?.Layers,
+          diffIds.map((d) => `blobs/sha256/${d.slice(7)}`),
+        );
+      }
+    });
+  }
+
+  it("a link in a source archive that climbs out of it is refused, naming the archive and the link", async () => {
+    const archive = join(odd, "docker-link-escape.tar");
+    const r = await runAirpack([
+      "pack",
+      `docker-archive:${archive}`,
+      "-o",
+      join(dir, "escape.tar"),
+      "--cache",
+      join(dir, "c-esc"),
+    ]);
+    assertOneLineError(
+      r,
+      /docker-link-escape\.tar: base1\/layer\.tar links to "\.\.\/\.\.\/base0\/layer\.tar", outside the archive/,
+    );
+  });
+
+  it("errors of the system name the file and say what failed in words", async () => {
+    const aFile = join(dir, "a-file");
+    await writeFile(aFile, "not a directory\n");
+    const layout = join(dir, "dir-blob");
+    await cp(join(odd, "artifact"), layout, { recursive: true });
+    const blob = (await readdir(join(layout, "blobs", "sha256")))[0]!;
+    await rm(join(layout, "blobs", "sha256", blob));
+    await mkdir(join(layout, "blobs", "sha256", blob));
+    const cache = join(dir, "c-syserr");
+    const out = join(dir, "syserr.tar");
+    const bundle = join(dir, "syserr-src.tar");
+    await pack([`oci:${join(odd, "artifact")}`], bundle, cache, ["-q"]);
+    const cases: [string[], RegExp, number][] = [
+      [["pack", `oci-archive:${dir}`, "-o", out], /^airpack: oci-archive:\S+: cannot read \(is a directory\)$/, 1],
+      [
+        ["pack", `docker-archive:${join(dir, "missing.tar")}`, "-o", out],
+        /docker-archive:\S+missing\.tar: cannot read \(no such file\)$/,
+        1,
+      ],
+      [["pack", "-f", dir, "-o", out], /^airpack: -f \S+: cannot read \(is a directory\)$/, 2],
+      [["pack", `oci:${layout}`, "-o", out], new RegExp(`dir-blob: blobs/sha256/${blob} is not a regular file$`), 1],
+      [
+        ["pack", `oci:${join(odd, "artifact")}`, "-o", out, "--cache", join(aFile, "store")],
+        /a-file\/store\S*: cannot create it \(a part of the path is not a directory\)$/,
+        1,
+      ],
+      [
+        ["unpack", bundle, "--format", "oci", "-o", join(aFile, "d")],
+        /a-file\/d: cannot look at it \(a part of the path is not a directory\)$/,
+        1,
+      ],
+    ];
+    for (const [i, [args, pattern, code]] of cases.entries()) {
+      // a store of its own each: a cached blob would hide the broken one
+      const r = await runAirpack(args.includes("--cache") ? args : [...args, "--cache", `${cache}-${i}`]);
+      assert.equal(r.code, code, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trim().split("\n");
+      assert.match(lines[0]!, pattern, args.join(" "));
+      assert.doesNotMatch(r.stderr, /\b(ENOENT|EISDIR|ENOTDIR|EACCES)\b/, args.join(" "));
+    }
+  });
+
   it("--layers auto (the default): uncompressed with recipes under xz and zstd, keep for .tar and .tar.gz", async () => {
     const src = `oci:${join(odd, "artifact")}:image`;
     for (const [name, expected] of [
@@ -175,7 +264,7 @@ describe("real-world inputs", { timeout: 300_000 }, () => {
       ["auto.tar.gz", "keep"],
     ] as const) {
       const out = join(dir, name);
-      await pack([src], out, join(dir, "c-auto"), ["-q"]);
+      await airpackOk(["pack", src, "-o", out, "--cache", join(dir, "c-auto"), "-q"]);
       const meta = (await airpackOk(["inspect", "--json", out])).stdout.toString("utf8");
       assert.equal((JSON.parse(meta) as { layersMode: string }).layersMode, expected, name);
     }

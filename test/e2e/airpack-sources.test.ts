@@ -245,7 +245,7 @@ describe("airpack sources: oci-archive, docker-archive (3 layouts), foreign laye
     assert.match(foreign.mediaType, /nondistributable/);
 
     const bundle = path.join(work, "foreign.tar.xz");
-    const r = await runAirpack(["pack", `oci:${layout}`, "-o", bundle, "--cache", cache]);
+    const r = await runAirpack(["pack", `oci:${layout}`, "-o", bundle, "--cache", cache, "--layers", "keep"]);
     assert.equal(r.code, 0, r.stderr);
     const warning = r.stderr.split("\n").find((l) => /warn/i.test(l) && l.includes(foreign.digest));
     assert.ok(warning, `no warning line naming ${foreign.digest} on stderr:\n${r.stderr}`);
@@ -302,7 +302,8 @@ describe("airpack sources: oci-archive, docker-archive (3 layouts), foreign laye
 
     for (const name of ["nondist.tar", "nondist.tar.xz"]) {
       const bundle = path.join(work, name);
-      await airpackOk(["pack", `oci:${layout}:mixed`, "-o", bundle, "--cache", path.join(work, `cache-${name}`)]);
+      const cache = path.join(work, `cache-${name}`);
+      await airpackOk(["pack", `oci:${layout}:mixed`, "-o", bundle, "--cache", cache, "--layers", "keep"]);
       const raw = name.endsWith(".xz") ? path.join(work, "nondist-raw.tar") : bundle;
       if (raw !== bundle) await fs.writeFile(raw, (await runOk("xz", ["-dc", bundle])).stdout);
       const members = await tarMembers(raw);

@@ -53,7 +53,11 @@ export async function airpackOk(args: readonly string[], opts: AirpackOptions = 
   return r;
 }
 
-/** `airpack pack SOURCES... -o OUTPUT --cache CACHE EXTRA...` (never touches ~/.cache). */
+/**
+ * `airpack pack SOURCES... -o OUTPUT --cache CACHE EXTRA...` (never touches ~/.cache). Layers are
+ * kept as they are unless `extra` says `--layers`: most tests compare a bundle as written with the
+ * source's own digests; the default (`--layers auto`) has tests of its own.
+ */
 export function pack(
   sources: readonly string[],
   output: string,
@@ -61,7 +65,8 @@ export function pack(
   extra: readonly string[] = [],
   opts: AirpackOptions = {},
 ): Promise<AirpackResult> {
-  return airpackOk(["pack", ...sources, "-o", output, "--cache", cache, ...extra], opts);
+  const layers = extra.includes("--layers") ? [] : ["--layers", "keep"];
+  return airpackOk(["pack", ...sources, "-o", output, "--cache", cache, ...layers, ...extra], opts);
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import type { StreamFormat } from "../../compression/sniff";
 import { formatFromName } from "../../bundle/extensions";
 import { pack } from "../../bundle/pack";
 import { hostPlatform } from "../../oci/platform";
-import { UsageError } from "../../util/errors";
+import { fileErrorReason, UsageError } from "../../util/errors";
 import { defaultCacheDir } from "../cache-dir";
 import { defineCommand, examples } from "../command-module";
 import { readCredential } from "../credentials";
@@ -20,7 +20,7 @@ async function readImageLists(files: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const file of files) {
     const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
-      throw new UsageError(`-f ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`);
+      throw new UsageError(`-f ${file}: cannot read (${fileErrorReason(err)})`);
     });
     for (const line of text.split(/\r?\n/)) {
       const ref = line.replace(/#.*$/, "").trim();
