@@ -314,7 +314,22 @@ export class BundleSource implements ImageSource {
     for (const w of this.queue.splice(0)) w.reject(err);
   }
 
+  /**
+   * The caller will not ask for this blob (a push target has it already): when the bundle comes to
+   * it, it is read past and checked, not spooled.
+   */
+  skip(desc: Descriptor): void {
+    const r = this.restore ? this.rebuilds.get(desc.digest) : undefined;
+    const stored = r ? r.uncompressed.digest : desc.digest;
+    this.uses.set(stored, 0);
+    this.used(stored);
+  }
+
   private async spoolEntry(entry: { desc: Descriptor; data: Readable }): Promise<void> {
+    if ((this.uses.get(entry.desc.digest) ?? 1) <= 0) {
+      await drain(entry.data);
+      return;
+    }
     const file = join(await this.spoolDirectory(), entry.desc.digest.slice(7));
     await streamToFile(entry.data, file);
     this.spooled.set(entry.desc.digest, file);

@@ -6,6 +6,7 @@ import { cacheCommand } from "./commands/cache";
 import { demoCommand } from "./commands/demo";
 import { inspectCommand } from "./commands/inspect";
 import { packCommand } from "./commands/pack";
+import { copyCommand, pushCommand } from "./commands/push";
 import { unpackCommand } from "./commands/unpack";
 import { verifyCommand } from "./commands/verify";
 import { abortOnSignals } from "./signals";
@@ -23,9 +24,11 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
     .command(withSignal(unpackCommand, signal))
     .command(withSignal(verifyCommand, signal))
     .command(withSignal(inspectCommand, signal))
+    .command(withSignal(pushCommand, signal))
+    .command(withSignal(copyCommand, signal))
     .command(withSignal(cacheCommand, signal))
     .command(withSignal(demoCommand, signal))
-    .demandCommand(1, "name a command: pack, unpack, verify, inspect or cache")
+    .demandCommand(1, "name a command: pack, unpack, verify, inspect, push, copy or cache")
     .strict()
     .version(toolVersion())
     .help()

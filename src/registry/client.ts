@@ -52,8 +52,13 @@ function apiHost(registry: string): string {
 }
 
 interface SendInit {
-  method?: "GET" | "HEAD";
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
   headers?: Record<string, string>;
+  /** A request body; sent again as it is on a retry. */
+  body?: Buffer;
+  /** Token scope actions, e.g. "pull,push" (default "pull"); `extraScope` adds e.g. a mount's source repository. */
+  actions?: string;
+  extraScope?: string;
   signal?: AbortSignal;
   /** A blob GET whose body may be poured into a BlockSink: asked through raw-http.ts where it can be. */
   raw?: boolean;
@@ -107,12 +112,13 @@ export class RegistryClient {
    * Authorization when the host changes). Resolves with the final response, whatever its status
    * (except retryable ones, which are retried).
    */
-  async send(registry: string, repository: string, path: string, init: SendInit): Promise<HttpResponse> {
-    const scope = `repository:${repository}:pull`;
+  async send(registry: string, repository: string, path: string | URL, init: SendInit): Promise<HttpResponse> {
+    const scope = [`repository:${repository}:${init.actions ?? "pull"}`, init.extraScope].filter(Boolean).join(" ");
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
       try {
-        const res = await this.sendOnce(registry, scope, await this.url(registry, path), init);
+        const url = typeof path === "string" ? await this.url(registry, path) : path;
+        const res = await this.sendOnce(registry, scope, url, init);
         if (RETRY_STATUS.has(res.status) && attempt < this.opts.attempts) {
           const wait = retryAfterMs(headerValue(res, "retry-after"), this.backoff(attempt));
           res.body.resume();
@@ -145,7 +151,16 @@ export class RegistryClient {
         this.rawRefused.add(url.host);
       }
     }
-    return request(url, { method, headers, ...(init.signal ? { signal: init.signal } : {}) }, transport);
+    return request(
+      url,
+      {
+        method,
+        headers,
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        ...(init.signal ? { signal: init.signal } : {}),
+      },
+      transport,
+    );
   }
 
   backoff(attempt: number): number {

@@ -132,6 +132,8 @@ export function proxyFor(url: URL, opts: HttpOptions): URL | undefined {
 export interface RequestInit {
   method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
   headers?: Record<string, string>;
+  /** Sent whole (uploads go up in bounded chunks, each one a Buffer, so a retry can send it again). */
+  body?: Buffer;
   signal?: AbortSignal;
 }
 
@@ -150,7 +152,11 @@ export async function request(url: URL, init: RequestInit, opts: HttpOptions): P
     host,
     port,
     path: url.pathname + url.search,
-    headers: { "user-agent": "airpack", ...(init.headers ?? {}) },
+    headers: {
+      "user-agent": "airpack",
+      ...(init.body !== undefined ? { "content-length": String(init.body.length) } : {}),
+      ...(init.headers ?? {}),
+    },
     timeout: opts.connectTimeoutMs,
     ...(init.signal ? { signal: init.signal } : {}),
   };
@@ -200,7 +206,7 @@ export async function request(url: URL, init: RequestInit, opts: HttpOptions): P
       reject(describeNetworkError(err, url));
     });
 
-    req.end();
+    req.end(init.body);
   });
 }
 

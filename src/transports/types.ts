@@ -47,6 +47,8 @@ export interface ImageSource {
    * so a digest-preserving copy can take those instead of rebuilding and identifying it again.
    */
   recipeFor?(layer: Descriptor): CarriedRecipe | undefined;
+  /** A hint from a copy that will not read this blob (the sink has it), for forward-only sources. */
+  skip?(desc: Descriptor): void;
   close(): Promise<void>;
 }
 

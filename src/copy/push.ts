@@ -1,0 +1,264 @@
+import type { Readable } from "node:stream";
+import { parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
+import { shortDigest } from "../oci/digest";
+import { isIndex, isManifest, isNonDistributable } from "../oci/mediatypes";
+import { parseReference } from "../oci/reference";
+import type { RegistryClient } from "../registry/client";
+import { planLayout } from "../transports/plan";
+import { RegistrySink } from "../transports/registry-sink";
+import type { ImageSource, NamedImage } from "../transports/types";
+import { mapPool } from "../util/pool";
+import { UsageError } from "../util/errors";
+import { metered, type ProgressListener } from "../util/progress";
+
+/** Where `push` puts images: a registry and a path below it. */
+export interface PushTarget {
+  registry: string;
+  prefix: string;
+}
+
+/** "REGISTRY[/PREFIX]" or "docker://REGISTRY[/PREFIX]". */
+export function parsePushTarget(text: string): PushTarget {
+  const t = text.replace(/^docker:\/\//, "").replace(/\/+$/, "");
+  const slash = t.indexOf("/");
+  const registry = slash < 0 ? t : t.slice(0, slash);
+  const prefix = slash < 0 ? "" : t.slice(slash + 1);
+  if (!/^[a-zA-Z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(registry)) {
+    throw new UsageError(`${text}: not a registry (expected HOST[:PORT][/PREFIX], e.g. registry.local:5000/mirror)`);
+  }
+  if (prefix && !prefix.split("/").every((c) => /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/.test(c))) {
+    throw new UsageError(`${text}: the path below the registry must be lower-case letters, digits and . _ - /`);
+  }
+  return { registry, prefix };
+}
+
+/** An image's repository and tag at the target: its path below its source host, under the prefix. */
+export function targetOf(name: string, target: PushTarget): { repository: string; tag?: string } {
+  const ref = parseReference(name);
+  const repository = target.prefix ? `${target.prefix}/${ref.repository}` : ref.repository;
+  return { repository, ...(ref.tag ? { tag: ref.tag } : {}) };
+}
+
+export interface PushOptions {
+  jobs: number;
+  /** Forward-only sources (bundles): blobs are asked in layout order, `ahead` at a time. */
+  inOrder?: boolean;
+  ahead?: number;
+  dryRun?: boolean;
+  /** Called once every blob is up and before any manifest: a bundle checks its last bytes here. */
+  beforeManifests?: () => Promise<void>;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+}
+
+export interface PushedImage {
+  name: string;
+  target: string;
+  digest: string;
+  tag?: string;
+}
+
+export interface PushReport {
+  images: PushedImage[];
+  blobs: { uploaded: number; uploadedBytes: number; mounted: number; present: number; total: number };
+  manifests: { put: number; present: number };
+  /** With --dry-run: what would be sent. */
+  plan: { kind: "blob" | "manifest" | "tag"; target: string; digest: string; size: number; present: boolean }[];
+}
+
+interface ImageNodes {
+  image: NamedImage;
+  sink: RegistrySink;
+  tag?: string;
+  /** Manifests and indexes, children before parents. */
+  documents: { desc: Descriptor; bytes: Uint8Array }[];
+  configs: { desc: Descriptor; bytes: Uint8Array }[];
+  layers: Set<string>;
+}
+
+/**
+ * Push images from any source to a registry: blobs first (HEAD skips what is there, a blob pushed
+ * to another repository in this run is mounted), then manifests by digest, children first, then
+ * tags. A tag is only written once everything it reaches is in the registry, so a push that dies
+ * halfway leaves no tag on an incomplete image, and running it again sends only what is missing.
+ */
+export async function pushImages(
+  source: ImageSource,
+  images: NamedImage[],
+  client: RegistryClient,
+  target: PushTarget,
+  opts: PushOptions,
+): Promise<PushReport> {
+  const sinks = new Map<string, RegistrySink>();
+  const sinkFor = (repository: string): RegistrySink => {
+    let s = sinks.get(repository);
+    if (!s) sinks.set(repository, (s = new RegistrySink(client, target.registry, repository)));
+    return s;
+  };
+  const nodes: ImageNodes[] = [];
+  for (const image of images) {
+    const { repository, tag } = targetOf(image.name, target);
+    nodes.push(await walkImage(source, image, sinkFor(repository), tag));
+  }
+  const report: PushReport = {
+    images: [],
+    blobs: { uploaded: 0, uploadedBytes: 0, mounted: 0, present: 0, total: 0 },
+    manifests: { put: 0, present: 0 },
+    plan: [],
+  };
+  // Layers in the order the source holds them (a bundle is read forward once).
+  const plan = await planLayout(source, images);
+  const layerDescs = plan.layers;
+  report.blobs.total = layerDescs.length;
+
+  // Which repositories lack each layer (HEAD, side by side); a holder is remembered for mounts.
+  const where = new Map<string, RegistrySink>();
+  const missingOf = await mapPool(layerDescs, opts.jobs, async (layer) => {
+    const wanting = [...new Set(nodes.filter((n) => n.layers.has(layer.digest)).map((n) => n.sink))];
+    const missing: RegistrySink[] = [];
+    for (const sink of wanting) {
+      const has = await sink.hasBlob(layer);
+      if (has) {
+        where.set(layer.digest, sink);
+        report.blobs.present++;
+      } else missing.push(sink);
+      report.plan.push({ kind: "blob", target: sink.label, digest: layer.digest, size: layer.size, present: has });
+    }
+    return missing;
+  });
+  const toSend = layerDescs.filter((layer, i) => {
+    const send = !opts.dryRun && missingOf[i]!.length > 0;
+    // Not sent: a forward-only source reads past it (and checks it) instead of keeping a copy.
+    if (!send) source.skip?.(layer);
+    return send;
+  });
+  const missingFor = new Map(layerDescs.map((l, i) => [l.digest, missingOf[i]!]));
+
+  const sendLayer = async (layer: Descriptor, data: () => Promise<Readable>): Promise<void> => {
+    let from = where.get(layer.digest);
+    for (const sink of missingFor.get(layer.digest) ?? []) {
+      if (from && (await sink.mount(layer, from.repository))) continue;
+      const label = `layer ${shortDigest(layer.digest)}… of ${sink.label}`;
+      const stream = metered(await data(), `push:${layer.digest}`, sink.label, layer.size, opts.onProgress);
+      await sink.putBlob(layer, stream, label, opts.signal);
+      from = sink;
+      where.set(layer.digest, sink);
+    }
+  };
+
+  if (opts.inOrder) {
+    // In the source's order, streams opened `ahead` so recipe layers rebuild side by side.
+    const opened: Promise<Readable>[] = [];
+    const ahead = Math.max(1, opts.ahead ?? 1);
+    const open = (i: number): Promise<Readable> => {
+      const layer = toSend[i]!;
+      if (!opened[i]) {
+        opened[i] = source.blob(layer, `layer ${layer.digest}`, opts.signal);
+        opened[i].catch(() => undefined);
+      }
+      return opened[i];
+    };
+    for (const [i, layer] of toSend.entries()) {
+      for (let j = i + 1; j < Math.min(toSend.length, i + ahead); j++) open(j);
+      let reads = 0;
+      await sendLayer(layer, () => {
+        if (reads++ > 0) {
+          throw new Error(
+            `${source.label}: layer ${layer.digest} can be read once, and ${target.registry} refused to mount it`,
+          );
+        }
+        return open(i);
+      });
+    }
+  } else {
+    await mapPool(toSend, opts.jobs, (layer) =>
+      sendLayer(layer, () => source.blob(layer, `layer ${layer.digest}`, opts.signal)),
+    );
+  }
+
+  // Configs: small, one PUT each.
+  for (const n of nodes) {
+    for (const c of n.configs) {
+      const has = await n.sink.hasBlob(c.desc);
+      report.plan.push({ kind: "blob", target: n.sink.label, digest: c.desc.digest, size: c.desc.size, present: has });
+      if (has || opts.dryRun) continue;
+      await n.sink.putSmall(c.desc, c.bytes, `${n.image.name} config`);
+    }
+  }
+  if (!opts.dryRun) await opts.beforeManifests?.();
+
+  for (const n of nodes) {
+    for (const d of n.documents) {
+      const has = await n.sink.hasManifest(d.desc);
+      report.plan.push({
+        kind: "manifest",
+        target: n.sink.label,
+        digest: d.desc.digest,
+        size: d.desc.size,
+        present: has,
+      });
+      if (has) {
+        report.manifests.present++;
+        n.sink.known(d.desc, d.bytes);
+        continue;
+      }
+      if (opts.dryRun) continue;
+      await n.sink.putSmall(d.desc, d.bytes, n.image.name);
+      report.manifests.put++;
+    }
+  }
+  for (const n of nodes) {
+    if (n.tag) {
+      report.plan.push({
+        kind: "tag",
+        target: `${n.sink.label}:${n.tag}`,
+        digest: n.image.descriptor.digest,
+        size: n.image.descriptor.size,
+        present: false,
+      });
+      if (!opts.dryRun) await n.sink.tag({ ...n.image, tag: n.tag });
+    }
+    report.images.push({
+      name: n.image.name,
+      target: n.tag ? `${n.sink.label}:${n.tag}` : `${n.sink.label}@${n.image.descriptor.digest}`,
+      digest: n.image.descriptor.digest,
+      ...(n.tag ? { tag: n.tag } : {}),
+    });
+  }
+  for (const sink of sinks.values()) {
+    report.blobs.uploaded += sink.counts.uploaded;
+    report.blobs.uploadedBytes += sink.counts.uploadedBytes;
+    report.blobs.mounted += sink.counts.mounted;
+  }
+  return report;
+}
+
+/** Every document, config and layer an image reaches, children first. */
+async function walkImage(
+  source: ImageSource,
+  image: NamedImage,
+  sink: RegistrySink,
+  tag: string | undefined,
+): Promise<ImageNodes> {
+  const out: ImageNodes = { image, sink, documents: [], configs: [], layers: new Set(), ...(tag ? { tag } : {}) };
+  const seen = new Set<string>();
+  const walk = async (desc: Descriptor, label: string): Promise<void> => {
+    if (seen.has(desc.digest)) return;
+    seen.add(desc.digest);
+    const bytes = await source.fetchSmall(desc, label);
+    if (isIndex(desc.mediaType)) {
+      for (const child of parseIndex(bytes, label).manifests) await walk(child, `${label} ${child.digest}`);
+    } else if (isManifest(desc.mediaType)) {
+      const m = parseManifest(bytes, label);
+      out.configs.push({ desc: m.config, bytes: await source.fetchSmall(m.config, `${label} config`) });
+      for (const layer of m.layers) {
+        if (isNonDistributable(layer.mediaType) && !(await source.hasBlob(layer))) continue;
+        out.layers.add(layer.digest);
+      }
+    }
+    const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+    out.documents.push({ desc: plain, bytes });
+  };
+  await walk(image.descriptor, image.name);
+  return out;
+}

@@ -1,0 +1,183 @@
+import { Readable } from "node:stream";
+import type { Descriptor } from "../oci/descriptor";
+import { shortDigest } from "../oci/digest";
+import { isIndex, isManifest } from "../oci/mediatypes";
+import { headerValue, RegistryError, statusError, type RegistryClient } from "../registry/client";
+import type { HttpResponse } from "../registry/http";
+import type { ImageSink, NamedImage } from "./types";
+
+/** Upload chunk: the most a blob upload holds in memory (a retry sends the same chunk again). */
+export const UPLOAD_CHUNK = 8 << 20;
+
+export interface UploadCounts {
+  uploaded: number;
+  uploadedBytes: number;
+  mounted: number;
+  present: number;
+}
+
+/**
+ * docker:// as a destination: one repository on a registry (distribution API push). Blobs go up as
+ * POST, then PATCH chunks with Content-Range, then PUT ?digest= (a blob of one chunk is one PUT);
+ * manifests are PUT by digest, and tag() PUTs the root under its tag, which callers do last.
+ */
+export class RegistrySink implements ImageSink {
+  readonly label: string;
+  private readonly manifests = new Map<string, { mediaType: string; bytes: Uint8Array }>();
+  readonly counts: UploadCounts = { uploaded: 0, uploadedBytes: 0, mounted: 0, present: 0 };
+
+  constructor(
+    private readonly client: RegistryClient,
+    readonly registry: string,
+    readonly repository: string,
+  ) {
+    this.label = `${registry}/${repository}`;
+  }
+
+  private send(path: string | URL, init: Parameters<RegistryClient["send"]>[3]): Promise<HttpResponse> {
+    return this.client.send(this.registry, this.repository, path, { actions: "pull,push", ...init });
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    const res = await this.send(`${this.repository}/blobs/${desc.digest}`, { method: "HEAD" });
+    res.body.resume();
+    return res.status === 200;
+  }
+
+  async hasManifest(desc: Descriptor): Promise<boolean> {
+    const res = await this.send(`${this.repository}/manifests/${desc.digest}`, {
+      method: "HEAD",
+      headers: { accept: desc.mediaType },
+    });
+    res.body.resume();
+    return res.status === 200;
+  }
+
+  /** Cross-repository mount from `from` on the same registry; false when the registry won't. */
+  async mount(desc: Descriptor, from: string): Promise<boolean> {
+    const q = new URLSearchParams({ mount: desc.digest, from });
+    const res = await this.send(`${this.repository}/blobs/uploads/?${q}`, {
+      method: "POST",
+      body: Buffer.alloc(0),
+      extraScope: `repository:${from}:pull`,
+    });
+    res.body.resume();
+    if (res.status === 201) {
+      this.counts.mounted++;
+      return true;
+    }
+    // 202: the registry opened an ordinary upload instead; let it go.
+    const location = headerValue(res, "location");
+    if (res.status === 202 && location) {
+      const cancel = await this.send(new URL(location, res.url), { method: "DELETE" }).catch(() => undefined);
+      cancel?.body.resume();
+    }
+    return false;
+  }
+
+  async putBlob(desc: Descriptor, data: Readable, label: string, signal?: AbortSignal): Promise<void> {
+    let location = await this.startUpload(label, signal);
+    let sent = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (last: boolean): Promise<void> => {
+      const chunk = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      if (last) {
+        const url = new URL(location);
+        url.searchParams.set("digest", desc.digest);
+        const res = await this.send(url, {
+          method: "PUT",
+          body: chunk,
+          headers: { "content-type": "application/octet-stream" },
+          ...(signal ? { signal } : {}),
+        });
+        if (res.status !== 201) throw await statusError(res, `${label}: upload to ${this.label}`);
+        res.body.resume();
+        return;
+      }
+      const res = await this.send(new URL(location), {
+        method: "PATCH",
+        body: chunk,
+        headers: { "content-type": "application/octet-stream", "content-range": `${sent}-${sent + chunk.length - 1}` },
+        ...(signal ? { signal } : {}),
+      });
+      if (res.status !== 202) throw await statusError(res, `${label}: upload to ${this.label}`);
+      res.body.resume();
+      location = this.nextLocation(res, location);
+      sent += chunk.length;
+    };
+    for await (const piece of data) {
+      const buf = piece as Buffer;
+      pending.push(buf);
+      pendingBytes += buf.length;
+      if (pendingBytes >= UPLOAD_CHUNK) await flush(false);
+    }
+    // The source checked digest and size as the stream ended: only now is the blob committed.
+    await flush(true);
+    this.counts.uploaded++;
+    this.counts.uploadedBytes += desc.size;
+  }
+
+  private async startUpload(label: string, signal?: AbortSignal): Promise<string> {
+    const res = await this.send(`${this.repository}/blobs/uploads/`, {
+      method: "POST",
+      body: Buffer.alloc(0),
+      ...(signal ? { signal } : {}),
+    });
+    if (res.status !== 202) throw await statusError(res, `${label}: starting an upload to ${this.label}`);
+    res.body.resume();
+    return this.nextLocation(res, undefined);
+  }
+
+  private nextLocation(res: HttpResponse, previous: string | undefined): string {
+    const location = headerValue(res, "location");
+    if (!location) {
+      if (previous) return previous;
+      throw new RegistryError(`${this.label}: upload answer without a Location header`);
+    }
+    return new URL(location, res.url).toString();
+  }
+
+  /** A config or other small blob as one PUT; a manifest or index by its digest. */
+  async putSmall(desc: Descriptor, bytes: Uint8Array, label: string): Promise<void> {
+    if (isManifest(desc.mediaType) || isIndex(desc.mediaType)) {
+      this.manifests.set(desc.digest, { mediaType: desc.mediaType, bytes });
+      await this.putManifest(desc.digest, desc.mediaType, bytes, label);
+      return;
+    }
+    await this.putBlob(desc, Readable.from([Buffer.from(bytes)]), label);
+  }
+
+  private async putManifest(reference: string, mediaType: string, bytes: Uint8Array, label: string): Promise<void> {
+    const res = await this.send(`${this.repository}/manifests/${reference}`, {
+      method: "PUT",
+      body: Buffer.from(bytes),
+      headers: { "content-type": mediaType },
+    });
+    if (res.status !== 201 && res.status !== 200) throw await statusError(res, `${label}: manifest to ${this.label}`);
+    res.body.resume();
+    const digest = headerValue(res, "docker-content-digest");
+    if (reference.startsWith("sha256:") && digest && digest !== reference) {
+      throw new RegistryError(
+        `${label}: ${this.label} stored the manifest as ${shortDigest(digest)}…, not ${shortDigest(reference)}…`,
+      );
+    }
+  }
+
+  /** The root's tag, last: the image is complete in the registry before any tag points at it. */
+  async tag(image: NamedImage & { tag?: string }): Promise<void> {
+    if (!image.tag) return;
+    const root = this.manifests.get(image.descriptor.digest);
+    if (!root) throw new Error(`${image.name}: its manifest was not pushed to ${this.label} before its tag`);
+    await this.putManifest(image.tag, root.mediaType, root.bytes, image.name);
+  }
+
+  /** Remember a manifest the registry already had, so tag() can send it. */
+  known(desc: Descriptor, bytes: Uint8Array): void {
+    this.manifests.set(desc.digest, { mediaType: desc.mediaType, bytes });
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,214 @@
+/**
+ * End-to-end: `airpack push` of a digest-preserving bundle into a second real registry (with
+ * htpasswd auth), and `airpack copy`. The target must end up with the source registry's exact
+ * manifests and indexes: both are read back with `skopeo inspect --raw` and hashed here. Then real
+ * containerd pulls from the target.
+ */
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { after, before, describe, test, type TestContext } from "node:test";
+
+import { airpackOk, runAirpack, sha256Of, tarMembers } from "../helpers/cli";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
+import { pushDockerManifestList, pushFixture, registryDigest } from "../helpers/registry-fixtures";
+
+const USER = "site";
+const PASSWORD = "offline-pass-42";
+const CREDS = `${USER}:${PASSWORD}`;
+
+interface Peers {
+  source: Registry;
+  target: Registry;
+  sk: Skopeo;
+  ctd: Containerd;
+}
+
+interface PushJson {
+  images: { name: string; target: string; digest: string }[];
+  blobs: { uploaded: number; mounted: number; present: number };
+  manifests: { put: number; present: number };
+  plan: { kind: string; target: string; digest: string; present: boolean }[];
+}
+
+describe("push and copy into a real registry, original digests kept", { timeout: 600_000 }, () => {
+  let unavailable: string | null = null;
+  let peers: Peers | null = null;
+  let work = "";
+  let bundle = "";
+  const refs = ["test/mixed:1", "test/multi:1", "test/list:1"];
+  const sourceDigests = new Map<string, string>();
+
+  before(async () => {
+    unavailable = await peersUnavailable(["docker-registry", "skopeo", "htpasswd", "containerd", "ctr"]);
+    if (unavailable !== null) return;
+    work = await makeTempDir("airpack-e2e-push");
+    const source = await startRegistry();
+    const target = await startRegistry({ htpasswd: { user: USER, password: PASSWORD } });
+    const sk = await createSkopeo();
+    const ctd = await startContainerd();
+    peers = { source, target, sk, ctd };
+    await pushFixture(sk, "mixed", `${source.host}/test/mixed:1`);
+    await pushFixture(sk, "multi", `${source.host}/test/multi:1`);
+    await pushDockerManifestList(source.url, "test/list", "1");
+    for (const r of refs) sourceDigests.set(r, await registryDigest(sk, `${source.host}/${r}`));
+    // the default layers mode under xz: uncompressed with recipes
+    bundle = path.join(work, "site.tar.xz");
+    await airpackOk([
+      "pack",
+      ...refs.map((r) => `${source.host}/${r}`),
+      "--all-platforms",
+      "-o",
+      bundle,
+      "--cache",
+      path.join(work, "cache"),
+      "-q",
+    ]);
+  });
+
+  after(async () => {
+    await peers?.ctd.stop();
+    await peers?.sk.cleanup();
+    await peers?.source.stop();
+    await peers?.target.stop();
+    if (work) await removeDir(work);
+  });
+
+  function ready(t: TestContext): Peers | null {
+    if (skipOrFail(t, unavailable)) return null;
+    assert.ok(peers);
+    return peers;
+  }
+
+  async function push(p: Peers, args: string[]): Promise<PushJson> {
+    const r = await airpackOk(["push", ...args, "--username", USER, "--password-stdin", "--json"], {
+      input: PASSWORD,
+    });
+    void p;
+    return JSON.parse(r.stdout.toString("utf8")) as PushJson;
+  }
+
+  test("the target holds the source's exact manifests and indexes; ctr pulls them", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    const inspect = (await airpackOk(["inspect", "--json", bundle])).stdout.toString("utf8");
+    const mode = (JSON.parse(inspect) as { layersMode: string }).layersMode;
+    assert.equal(mode, "uncompressed", "the bundle carries uncompressed layers with recipes");
+    const first = await push(p, [bundle, `${p.target.host}/site`]);
+    assert.ok(first.blobs.uploaded > 0);
+    assert.ok(first.blobs.mounted > 0, "a layer two repositories share is mounted, not sent twice");
+    for (const r of refs) {
+      const got = await registryDigest(p.sk, `${p.target.host}/site/${r}`, ["--creds", CREDS]);
+      assert.equal(got, sourceDigests.get(r), `${r}: digest at the target`);
+    }
+    // containerd pulls every image from the target, with the source's digests
+    const ns = "pushed";
+    for (const r of refs) {
+      await p.ctd.ctrOk(["images", "pull", "--plain-http", "--user", CREDS, `${p.target.host}/site/${r}`], {
+        namespace: ns,
+        timeoutMs: 120_000,
+      });
+    }
+    const listed = await p.ctd.listImages(ns);
+    for (const r of refs) {
+      assert.equal(listed.find((i) => i.name === `${p.target.host}/site/${r}`)?.digest, sourceDigests.get(r), r);
+    }
+  });
+
+  test("a second push sends nothing; --dry-run sends nothing and says what it would", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    const again = await push(p, [bundle, `${p.target.host}/site`]);
+    assert.equal(again.blobs.uploaded, 0);
+    assert.equal(again.blobs.mounted, 0);
+    assert.equal(again.manifests.put, 0);
+    assert.ok(again.manifests.present > 0);
+
+    const before = p.target.requests().length;
+    const dry = await push(p, [bundle, `${p.target.host}/dry`, "--dry-run"]);
+    const writes = p.target
+      .requests()
+      .slice(before)
+      .filter((r) => ["POST", "PUT", "PATCH"].includes(r.method));
+    assert.deepEqual(writes, [], "--dry-run wrote to the registry");
+    assert.ok(dry.plan.some((x) => x.kind === "tag" && x.target.endsWith("/dry/test/mixed:1")));
+    assert.ok(dry.plan.filter((x) => x.kind === "blob").every((x) => !x.present));
+    const r = await p.sk.run([
+      "inspect",
+      "--raw",
+      "--tls-verify=false",
+      "--creds",
+      CREDS,
+      `docker://${p.target.host}/dry/test/mixed:1`,
+    ]);
+    assert.notEqual(r.code, 0, "a dry run left a tag");
+  });
+
+  test("a bundle that fails its check stops the push before any tag", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    // a plain .tar bundle with one byte of its biggest layer changed
+    const plain = path.join(work, "plain.tar");
+    await airpackOk([
+      "pack",
+      `${p.source.host}/test/mixed:1`,
+      "-o",
+      plain,
+      "--cache",
+      path.join(work, "cache"),
+      "--layers",
+      "uncompressed",
+      "-q",
+    ]);
+    const bytes = await readFile(plain);
+    const members = await tarMembers(plain);
+    assert.ok(members.length > 0);
+    bytes[bytes.length - 4096] ^= 0xff; // inside the last layer's data, before the end-of-archive blocks
+    await writeFile(plain, bytes);
+    const r = await runAirpack(["push", plain, `${p.target.host}/broken`, "--username", USER, "--password-stdin"], {
+      input: PASSWORD,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /digest mismatch|corrupt|does not match/i);
+    const tag = await p.sk.run([
+      "inspect",
+      "--raw",
+      "--tls-verify=false",
+      "--creds",
+      CREDS,
+      `docker://${p.target.host}/broken/test/mixed:1`,
+    ]);
+    assert.notEqual(tag.code, 0, "a tag points at an image whose bundle failed its check");
+  });
+
+  test("copy: a bundle into an OCI layout with the source's digests, and that layout into a registry", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    const layout = path.join(work, "copied-layout");
+    await airpackOk(["copy", `bundle:${bundle}`, `oci:${layout}`, "-q"]);
+    const index = JSON.parse(await readFile(path.join(layout, "index.json"), "utf8")) as {
+      manifests: { digest: string; annotations?: Record<string, string> }[];
+    };
+    for (const r of refs) {
+      const entry: { digest: string } | undefined = index.manifests.find(
+        (m) => m.annotations?.["io.containerd.image.name"] === `${p.source.host}/${r}`,
+      );
+      assert.ok(entry, `${r} is not in the layout`);
+      assert.equal(entry.digest, sourceDigests.get(r), r);
+      const blob = await readFile(path.join(layout, "blobs", "sha256", entry.digest.slice(7)));
+      assert.equal(sha256Of(blob), entry.digest);
+    }
+    await airpackOk(
+      ["copy", `oci:${layout}`, `docker://${p.target.host}/from-layout`, "--username", USER, "--password-stdin", "-q"],
+      { input: PASSWORD },
+    );
+    for (const r of refs) {
+      const got = await registryDigest(p.sk, `${p.target.host}/from-layout/${r}`, ["--creds", CREDS]);
+      assert.equal(got, sourceDigests.get(r), r);
+    }
+  });
+});
