@@ -61,11 +61,18 @@ export const unpackCommand = defineCommand({
           "leave out names that hold no runnable image (a signature, SBOM or attestation on its own); " +
           "ctr import exits 1 at such a name (they are written last, so the images before it are in)",
       })
-      .option("cache", { type: "string", default: defaultCacheDir(), describe: "store used by --layers" })
+      .option("cache", {
+        type: "string",
+        default: defaultCacheDir(),
+        describe: "store used by --layers (and by --for docker when there are zstd layers to convert)",
+      })
       .epilogue(
         examples([
           ["import into containerd (digests restored)", "unpack site.tar.xz -o - | ctr -n k8s.io images import -"],
-          ["for podman load or docker load", "unpack site.tar.xz -o images.tar && podman load -i images.tar"],
+          [
+            "for podman load (docker load too, but not of zstd layers)",
+            "unpack site.tar.xz -o images.tar && podman load -i images.tar",
+          ],
           [
             "for docker load when layers are zstd (converted to gzip)",
             "unpack site.tar.xz --for docker -o images.tar && docker load -i images.tar",
