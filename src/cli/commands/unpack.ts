@@ -75,7 +75,7 @@ export const unpackCommand = defineCommand({
           ],
           [
             "for docker load when layers are zstd (converted to gzip)",
-            "unpack site.tar.xz --for docker -o images.tar && docker load -i images.tar",
+            "unpack site.tar.xz --for docker -o - | docker load",
           ],
           ["an OCI layout directory", "unpack site.tar.xz --format oci -o ./layout"],
           ["only runnable images (ctr exits 1 at an SBOM on its own)", "unpack site.tar.xz --images-only -o site.tar"],
