@@ -28,7 +28,10 @@ export interface UnpackOptions {
   force: boolean;
   /** Rebuild the source's digests from recipes (default true); false writes the bundle's own form. */
   restoreDigests?: boolean;
-  /** Convert layers again on the way out; goes through the store in `cacheDir`. */
+  /**
+   * Convert layers again on the way out; goes through the store in `cacheDir`. "zstd-to-gzip"
+   * (unpack --for docker) converts only zstd layers and restores every other digest as usual.
+   */
   layers?: LayerMode;
   cacheDir?: string;
   /** Leave out names that hold no runnable image (a signature or SBOM on its own): ctr import stops at them. */
@@ -65,14 +68,18 @@ const REBUILD_AHEAD = defaultThreads() + 1;
  * converted there, and are then written out.
  */
 export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
-  const convert = opts.layers !== undefined && opts.layers !== "keep";
+  let convert = opts.layers !== undefined && opts.layers !== "keep";
+  // Converting only the zstd layers keeps every other digest, recipe layers' included.
+  const onlyZstd = opts.layers === "zstd-to-gzip";
   if (convert && !opts.cacheDir) throw new Error("unpack --layers needs a store directory");
   await checkOutput(opts);
   const source = await BundleSource.open(opts.input, {
     // Converted layers make new digests anyway: the bundle's own form is the shorter way there.
-    restoreDigests: !convert && opts.restoreDigests !== false,
+    restoreDigests: (!convert || onlyZstd) && opts.restoreDigests !== false,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  // Nothing to convert: the plain copy writes the same output without going through the store.
+  if (onlyZstd && zstdLayers(source.contents) === 0) convert = false;
   let sink: LayoutSink | undefined;
   try {
     sink = outputSink(opts);
@@ -115,6 +122,18 @@ export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
   } finally {
     await source.close();
   }
+}
+
+/**
+ * Distinct zstd layers of the bundle's manifests (all platforms). A digest-preserving bundle keeps
+ * zstd layers as they are, so its restored images hold the same ones.
+ */
+export function zstdLayers(contents: BundleContents): number {
+  const seen = new Set<string>();
+  for (const m of contents.manifests.values()) {
+    for (const l of m.layers) if (layerCompression(l.mediaType) === "zstd") seen.add(l.digest);
+  }
+  return seen.size;
 }
 
 /** verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every original layer can be rebuilt). */

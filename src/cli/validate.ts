@@ -1,5 +1,8 @@
 import type { StreamFormat } from "../compression/sniff";
 import { formatFromName } from "../bundle/extensions";
+import { TARGETS, type UnpackTarget } from "../bundle/targets";
+import type { UnpackFormat } from "../bundle/unpack";
+import type { LayerMode } from "../copy/layer-modes";
 import { parsePlatformString, type Platform } from "../oci/platform";
 import { UsageError } from "../util/errors";
 
@@ -49,4 +52,24 @@ export function nameMismatch(out: string, writes: StreamFormat): string | undefi
   if (named === undefined || named === writes) return undefined;
   const what = writes === "none" ? "a plain tar" : `a ${writes}-compressed tar`;
   return `${out}: the name says ${named === "none" ? "a plain tar" : named}, but this writes ${what}`;
+}
+
+/**
+ * unpack --for: the format and layer form that importer takes. An explicit --format or --layers
+ * is used instead when the importer takes it too, and refused (exit 2) when it does not.
+ */
+export function checkTarget(
+  target: UnpackTarget,
+  format: UnpackFormat | undefined,
+  layers: LayerMode | undefined,
+): { format: UnpackFormat; layers: LayerMode | undefined } {
+  const t = TARGETS[target];
+  if (format !== undefined && !t.formats.includes(format)) {
+    const what = format === "oci" ? "a directory" : format;
+    throw new UsageError(`--for ${target} --format ${format}: ${t.importer} does not take ${what}; ${t.formatReason}`);
+  }
+  if (layers !== undefined && !t.layerModes.includes(layers)) {
+    throw new UsageError(`--for ${target} --layers ${layers}: ${t.importer} ${t.layersReason ?? "does not take it"}`);
+  }
+  return { format: format ?? t.format, layers: layers ?? t.layers };
 }

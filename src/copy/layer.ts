@@ -17,6 +17,7 @@ import type { ConvertOptions, LayerResult } from "./layer-types";
 export type { ConvertOptions, LayerResult } from "./layer-types";
 
 export function targetCompression(mode: LayerMode, current: Compression): Compression {
+  if (mode === "zstd-to-gzip") return current === "zstd" ? "gzip" : current;
   return mode === "keep" ? current : mode === "uncompressed" ? "none" : mode;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Smoke test of the e2e harness (test/helpers/peers/) against the real
- * containerd/ctr, podman, skopeo and registry, without any airpack code.
+ * containerd/ctr, podman, skopeo, registry and docker, without any airpack code.
  */
 import assert from "node:assert/strict";
 import { createReadStream } from "node:fs";
@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 
 import { parseCtrImages, startContainerd } from "../helpers/peers/containerd";
+import { startDocker } from "../helpers/peers/docker";
 import { buildTinyOciLayout, digestOf, tarLayout, type TinyImage } from "../helpers/peers/oci-builders";
 import { createPodman } from "../helpers/peers/podman";
 import { CommandError, missingTools, run, runOk } from "../helpers/peers/process";
@@ -224,6 +225,48 @@ describe("real peers", { timeout: 600_000 }, () => {
     await podman.cleanup();
     await podman.cleanup();
     assert.equal(await exists(dir), false);
+  });
+
+  test("docker: load a docker archive (path and stdin), images, inspect; stop()", { timeout: TIMEOUT }, async (t) => {
+    if (await skipUnless(t, ["dockerd", "docker", "containerd", "ctr", "unshare", "tar", "gzip"])) return;
+    // docker 20.10 reads docker's manifest.json only: add one to a copy of the tiny layout
+    const layout = path.join(work, "docker-layout");
+    await fs.cp(image.layoutDir, layout, { recursive: true });
+    const blob = (digest: string): string => `blobs/sha256/${digest.slice("sha256:".length)}`;
+    const entry = { Config: blob(image.configDigest), RepoTags: [NAME], Layers: [blob(image.layerDigest)] };
+    await fs.writeFile(path.join(layout, "manifest.json"), JSON.stringify([entry]));
+    const archive = path.join(work, "smoke.docker.tar");
+    await runOk("tar", ["-C", layout, "-cf", archive, "oci-layout", "index.json", "manifest.json", "blobs"]);
+
+    const docker = await startDocker();
+    t.after(() => docker.stop());
+    assert.ok(isAlive(docker.pid));
+    assert.ok(isAlive(docker.containerd.pid));
+    const loaded = await docker.load(archive);
+    assert.deepEqual(loaded.loaded, ["smoke:1"], "docker shows docker.io/library/smoke:1 as smoke:1");
+    assert.deepEqual(await docker.images(), [{ repository: "smoke", tag: "1", id: image.configDigest }]);
+    const inspect = await docker.inspect("smoke:1");
+    assert.equal(inspect.Id, image.configDigest);
+    assert.deepEqual(inspect.RepoTags, ["smoke:1"]);
+    assert.deepEqual(inspect.RepoDigests, []);
+    assert.deepEqual(inspect.RootFS?.Layers, [image.diffId]);
+
+    await docker.removeAllImages();
+    assert.deepEqual(await docker.images(), []);
+    const fromStdin = await docker.load(createReadStream(archive));
+    assert.deepEqual(fromStdin.loaded, ["smoke:1"]);
+    // without manifest.json (a plain OCI archive) docker 20.10 loads nothing
+    const refused = await docker.load(imageTar, { check: false });
+    assert.notEqual(refused.code, 0);
+
+    // storage really is in the temp dir
+    assert.ok(await exists(path.join(docker.dir, "data", "vfs")));
+    const pids = [docker.pid, docker.containerd.pid];
+    const dirs = [docker.dir, docker.containerd.dir];
+    await docker.stop();
+    await docker.stop(); // idempotent
+    for (const pid of pids) assert.equal(isAlive(pid), false);
+    for (const dir of dirs) assert.equal(await exists(dir), false);
   });
 
   test("skopeo: inspect oci-archive and oci layout", { timeout: TIMEOUT }, async (t) => {
