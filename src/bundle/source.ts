@@ -63,6 +63,8 @@ export class BundleSource implements ImageSource {
   private readonly spooled = new Map<Digest, string>();
   /** Requests still to come for a stored blob (a spooled copy is removed when it reaches 0). */
   private readonly uses = new Map<Digest, number>();
+  /** How many of `uses` each requested digest stands for (a recipe layer's original names its uncompressed blob). */
+  private readonly usesByRequest = new Map<Digest, number>();
   private readonly queue: Waiter[] = [];
   private readonly workers = new Limiter(defaultThreads());
   private current?: { desc: Descriptor; data: Readable };
@@ -125,6 +127,8 @@ export class BundleSource implements ImageSource {
         // Over-counting only keeps a spooled copy longer; under-counting would lose one still wanted.
         const stored = img.restored && !l.recipe ? l.source.digest : l.digest;
         this.uses.set(stored, (this.uses.get(stored) ?? 0) + 1);
+        const requested = img.restored ? l.source.digest : l.digest;
+        this.usesByRequest.set(requested, (this.usesByRequest.get(requested) ?? 0) + 1);
         if (img.restored && l.recipe) {
           this.rebuildSourcesLeft.add(l.digest);
           this.rebuilds.set(l.source.digest, {
@@ -321,7 +325,10 @@ export class BundleSource implements ImageSource {
   skip(desc: Descriptor): void {
     const r = this.restore ? this.rebuilds.get(desc.digest) : undefined;
     const stored = r ? r.uncompressed.digest : desc.digest;
-    this.uses.set(stored, 0);
+    // Only the uses this digest stands for: two recipes can share one uncompressed blob.
+    const n = this.usesByRequest.get(desc.digest) ?? 1;
+    this.usesByRequest.delete(desc.digest);
+    this.uses.set(stored, (this.uses.get(stored) ?? n) - n + 1);
     this.used(stored);
   }
 

@@ -5,7 +5,7 @@ import { isIndex, isManifest, isNonDistributable } from "../oci/mediatypes";
 import { parseReference } from "../oci/reference";
 import type { RegistryClient } from "../registry/client";
 import { planLayout } from "../transports/plan";
-import { RegistrySink } from "../transports/registry-sink";
+import { RegistrySink, UploadLostError } from "../transports/registry-sink";
 import type { ImageSource, NamedImage } from "../transports/types";
 import { mapPool } from "../util/pool";
 import { UsageError } from "../util/errors";
@@ -139,8 +139,19 @@ export async function pushImages(
     for (const sink of missingFor.get(layer.digest) ?? []) {
       if (from && (await sink.mount(layer, from.repository))) continue;
       const label = `layer ${shortDigest(layer.digest)}… of ${sink.label}`;
-      const stream = metered(await data(), `push:${layer.digest}`, sink.label, layer.size, opts.onProgress);
-      await sink.putBlob(layer, stream, label, opts.signal);
+      for (let attempt = 1; ; attempt++) {
+        const stream = metered(await data(), `push:${layer.digest}`, sink.label, layer.size, opts.onProgress);
+        try {
+          await sink.putBlob(layer, stream, label, opts.signal);
+          break;
+        } catch (err) {
+          stream.destroy();
+          // A lost session means sending the blob again from its start: a source read once can't.
+          if (!(err instanceof UploadLostError) || attempt >= 3) throw err;
+          if (opts.inOrder)
+            throw new UploadLostError(`${err.message}; run the push again (it sends only what is missing)`);
+        }
+      }
       from = sink;
       where.set(layer.digest, sink);
     }

@@ -59,6 +59,8 @@ interface SendInit {
   /** Token scope actions, e.g. "pull,push" (default "pull"); `extraScope` adds e.g. a mount's source repository. */
   actions?: string;
   extraScope?: string;
+  /** No retry after a network error (a request the server may have done already). */
+  once?: boolean;
   signal?: AbortSignal;
   /** A blob GET whose body may be poured into a BlockSink: asked through raw-http.ts where it can be. */
   raw?: boolean;
@@ -128,7 +130,7 @@ export class RegistryClient {
         }
         return res;
       } catch (err) {
-        if (!(err instanceof NetworkError) || !err.retryable || attempt >= this.opts.attempts) throw err;
+        if (!(err instanceof NetworkError) || !err.retryable || init.once || attempt >= this.opts.attempts) throw err;
         lastError = err;
         await sleep(this.backoff(attempt), undefined, init.signal ? { signal: init.signal } : {});
       }

@@ -3,11 +3,14 @@ import type { Descriptor } from "../oci/descriptor";
 import { shortDigest } from "../oci/digest";
 import { isIndex, isManifest } from "../oci/mediatypes";
 import { headerValue, RegistryError, statusError, type RegistryClient } from "../registry/client";
-import type { HttpResponse } from "../registry/http";
+import { NetworkError, type HttpResponse } from "../registry/http";
 import type { ImageSink, NamedImage } from "./types";
 
 /** Upload chunk: the most a blob upload holds in memory (a retry sends the same chunk again). */
 export const UPLOAD_CHUNK = 8 << 20;
+
+/** The registry no longer knows a blob's upload session: the blob must be sent again from its start. */
+export class UploadLostError extends RegistryError {}
 
 export interface UploadCounts {
   uploaded: number;
@@ -25,6 +28,8 @@ export class RegistrySink implements ImageSink {
   readonly label: string;
   private readonly manifests = new Map<string, { mediaType: string; bytes: Uint8Array }>();
   readonly counts: UploadCounts = { uploaded: 0, uploadedBytes: 0, mounted: 0, present: 0 };
+  /** AIRPACK_UPLOAD_CHUNK bytes per PATCH (tests use small ones to exercise chunked uploads). */
+  private readonly chunkSize = Math.max(1024, Number(process.env.AIRPACK_UPLOAD_CHUNK) || UPLOAD_CHUNK);
 
   constructor(
     private readonly client: RegistryClient,
@@ -97,27 +102,72 @@ export class RegistrySink implements ImageSink {
         res.body.resume();
         return;
       }
-      const res = await this.send(new URL(location), {
-        method: "PATCH",
-        body: chunk,
-        headers: { "content-type": "application/octet-stream", "content-range": `${sent}-${sent + chunk.length - 1}` },
-        ...(signal ? { signal } : {}),
-      });
-      if (res.status !== 202) throw await statusError(res, `${label}: upload to ${this.label}`);
-      res.body.resume();
-      location = this.nextLocation(res, location);
+      location = await this.patch(location, chunk, sent, label, signal);
       sent += chunk.length;
     };
     for await (const piece of data) {
       const buf = piece as Buffer;
       pending.push(buf);
       pendingBytes += buf.length;
-      if (pendingBytes >= UPLOAD_CHUNK) await flush(false);
+      if (pendingBytes >= this.chunkSize) await flush(false);
     }
     // The source checked digest and size as the stream ended: only now is the blob committed.
     await flush(true);
     this.counts.uploaded++;
     this.counts.uploadedBytes += desc.size;
+  }
+
+  /**
+   * One chunk, sent once (a resend to a session that took it would be refused). When the
+   * connection drops, the session is asked how far it got (GET: `Range: 0-N`) and the rest is sent.
+   */
+  private async patch(
+    location: string,
+    chunk: Buffer,
+    sent: number,
+    label: string,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    let offset = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.send(new URL(location), {
+          method: "PATCH",
+          body: chunk.subarray(offset),
+          once: true,
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-range": `${sent + offset}-${sent + chunk.length - 1}`,
+          },
+          ...(signal ? { signal } : {}),
+        });
+        if (res.status === 202) {
+          res.body.resume();
+          return this.nextLocation(res, location);
+        }
+        if (res.status !== 416 || attempt >= 4) throw await statusError(res, `${label}: upload to ${this.label}`);
+        res.body.resume();
+      } catch (err) {
+        if (!(err instanceof NetworkError) || attempt >= 4) throw err;
+      }
+      const status = await this.send(new URL(location), { method: "GET", ...(signal ? { signal } : {}) });
+      status.body.resume();
+      if (status.status !== 204) {
+        // distribution: each answer carries the session's next state; one lost answer loses the session.
+        throw new UploadLostError(
+          `${label}: ${this.label} lost the upload session (HTTP ${status.status} on asking how far it got)`,
+        );
+      }
+      location = this.nextLocation(status, location);
+      const have = Number(/^(?:bytes=)?0-(\d+)$/.exec(headerValue(status, "range") ?? "")?.[1] ?? -1) + 1;
+      if (have < sent + offset || have > sent + chunk.length) {
+        throw new UploadLostError(
+          `${label}: ${this.label} holds ${have} bytes of the upload, expected ${sent}…${sent + chunk.length}`,
+        );
+      }
+      offset = have - sent;
+      if (offset === chunk.length) return location;
+    }
   }
 
   private async startUpload(label: string, signal?: AbortSignal): Promise<string> {

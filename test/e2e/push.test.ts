@@ -9,7 +9,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 
-import { airpackOk, runAirpack, sha256Of, tarMembers } from "../helpers/cli";
+import { spawn } from "node:child_process";
+import { AIRPACK_BIN, airpackOk, runAirpack, sha256Of, tarMembers } from "../helpers/cli";
+import { delayRequests, dropAnswer, startFaultProxy, type FaultProxy } from "../helpers/fault-proxy";
 import { startContainerd, type Containerd } from "../helpers/peers/containerd";
 import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
 import { startRegistry, type Registry } from "../helpers/peers/registry";
@@ -24,6 +26,8 @@ const CREDS = `${USER}:${PASSWORD}`;
 interface Peers {
   source: Registry;
   target: Registry;
+  /** In front of the target: counts requests and injects faults. */
+  proxy: FaultProxy;
   sk: Skopeo;
   ctd: Containerd;
 }
@@ -51,7 +55,8 @@ describe("push and copy into a real registry, original digests kept", { timeout:
     const target = await startRegistry({ htpasswd: { user: USER, password: PASSWORD } });
     const sk = await createSkopeo();
     const ctd = await startContainerd();
-    peers = { source, target, sk, ctd };
+    const proxy = await startFaultProxy("127.0.0.1", target.port);
+    peers = { source, target, sk, ctd, proxy };
     await pushFixture(sk, "mixed", `${source.host}/test/mixed:1`);
     await pushFixture(sk, "multi", `${source.host}/test/multi:1`);
     await pushDockerManifestList(source.url, "test/list", "1");
@@ -72,6 +77,7 @@ describe("push and copy into a real registry, original digests kept", { timeout:
 
   after(async () => {
     await peers?.ctd.stop();
+    await peers?.proxy.stop();
     await peers?.sk.cleanup();
     await peers?.source.stop();
     await peers?.target.stop();
@@ -81,15 +87,27 @@ describe("push and copy into a real registry, original digests kept", { timeout:
   function ready(t: TestContext): Peers | null {
     if (skipOrFail(t, unavailable)) return null;
     assert.ok(peers);
+    peers.proxy.setFaults([]);
+    peers.proxy.clearRequests();
     return peers;
   }
 
-  async function push(p: Peers, args: string[]): Promise<PushJson> {
+  async function push(p: Peers, args: string[], env: NodeJS.ProcessEnv = {}): Promise<PushJson> {
     const r = await airpackOk(["push", ...args, "--username", USER, "--password-stdin", "--json"], {
       input: PASSWORD,
+      env,
     });
     void p;
     return JSON.parse(r.stdout.toString("utf8")) as PushJson;
+  }
+
+  /** The target's tags of a repository (the registry's own API), [] when it has none. */
+  async function tagsOf(p: Peers, repository: string): Promise<string[]> {
+    const auth = `Basic ${Buffer.from(CREDS).toString("base64")}`;
+    const res = await fetch(`${p.target.url}/v2/${repository}/tags/list`, { headers: { authorization: auth } });
+    if (res.status === 404) return [];
+    const doc = (await res.json()) as { tags: string[] | null };
+    return doc.tags ?? [];
   }
 
   test("the target holds the source's exact manifests and indexes; ctr pulls them", async (t) => {
@@ -148,6 +166,29 @@ describe("push and copy into a real registry, original digests kept", { timeout:
     assert.notEqual(r.code, 0, "a dry run left a tag");
   });
 
+  test("a target that has some recipe layers: the others, sharing their uncompressed blob, still go up", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    // test/multi holds layer B twice (pigz for amd64, gzip -9 for arm64): two recipes, one uncompressed tar
+    const amd = path.join(work, "multi-amd64.tar.xz");
+    await airpackOk([
+      "pack",
+      `${p.source.host}/test/multi:1`,
+      "--platform",
+      "linux/amd64",
+      "-o",
+      amd,
+      "--cache",
+      path.join(work, "cache"),
+      "-q",
+    ]);
+    await push(p, [amd, `${p.target.host}/partial`]);
+    const full = await push(p, [bundle, `${p.target.host}/partial`]);
+    assert.ok(full.blobs.present > 0 && full.blobs.uploaded > 0, JSON.stringify(full.blobs));
+    const got = await registryDigest(p.sk, `${p.target.host}/partial/test/multi:1`, ["--creds", CREDS]);
+    assert.equal(got, sourceDigests.get("test/multi:1"));
+  });
+
   test("a bundle that fails its check stops the push before any tag", async (t) => {
     const p = ready(t);
     if (!p) return;
@@ -183,6 +224,104 @@ describe("push and copy into a real registry, original digests kept", { timeout:
       `docker://${p.target.host}/broken/test/mixed:1`,
     ]);
     assert.notEqual(tag.code, 0, "a tag points at an image whose bundle failed its check");
+  });
+
+  test("a lost answer to a PATCH: a source read again sends that blob again; a bundle says to re-run", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    // 8 KiB chunks, so layers go up as several PATCHes; the answers to the first two are dropped
+    // (distribution's next session state is in the answer: the session is lost with it)
+    const env = { AIRPACK_UPLOAD_CHUNK: String(8 * 1024) };
+    const layout = path.join(work, "lost-answer-layout");
+    await airpackOk(["copy", `bundle:${bundle}`, `oci:${layout}`, "-q"]);
+    p.proxy.setFaults([dropAnswer(/\/blobs\/uploads\//, 2, "PATCH")]);
+    await airpackOk(
+      ["copy", `oci:${layout}`, `docker://${p.proxy.address}/lost`, "--username", USER, "--password-stdin", "-q"],
+      { input: PASSWORD, env },
+    );
+    const patches = p.proxy.requests().filter((r) => r.method === "PATCH");
+    assert.ok(patches.filter((r) => r.faults.length > 0).length === 2, "two PATCH answers dropped");
+    assert.ok(
+      patches.every((r) => /^\d+-\d+$/.test(r.headers["content-range"] ?? "")),
+      "PATCH without Content-Range",
+    );
+    // after each drop the session was asked how far it got, before the blob started again
+    const asked = p.proxy.requests().filter((r) => r.method === "GET" && r.path.includes("/blobs/uploads/"));
+    assert.ok(asked.length >= 2, "the upload session was never asked");
+    for (const r of refs) {
+      const got = await registryDigest(p.sk, `${p.target.host}/lost/${r}`, ["--creds", CREDS]);
+      assert.equal(got, sourceDigests.get(r), r);
+    }
+
+    // a bundle is read once: the push stops, naming the fix, and a re-run finishes it
+    p.proxy.setFaults([dropAnswer(/\/blobs\/uploads\//, 1, "PATCH")]);
+    const dest = `${p.proxy.address}/lost-bundle`;
+    const r = await runAirpack(["push", bundle, dest, "--username", USER, "--password-stdin"], {
+      input: PASSWORD,
+      env,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /lost the upload session.*run the push again/);
+    p.proxy.setFaults([]);
+    await push(p, [bundle, dest], env);
+    for (const ref of refs) {
+      const got = await registryDigest(p.sk, `${p.target.host}/lost-bundle/${ref}`, ["--creds", CREDS]);
+      assert.equal(got, sourceDigests.get(ref), ref);
+    }
+  });
+  test("killed halfway: no tag points at an incomplete image, and a re-run sends only what is missing", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    const env = { ...process.env, AIRPACK_UPLOAD_CHUNK: String(64 * 1024) };
+    // slow uploads, so the kill lands in the middle of them
+    p.proxy.setFaults([delayRequests(/\/blobs\/uploads\//, 150, Infinity, "PATCH")]);
+    const dest = `${p.proxy.address}/killed`;
+    const child = spawn(
+      process.execPath,
+      [AIRPACK_BIN, "push", bundle, dest, "--username", USER, "--password-stdin", "-q"],
+      {
+        env,
+        stdio: ["pipe", "ignore", "ignore"],
+      },
+    );
+    child.stdin.end(PASSWORD);
+    const deadline = Date.now() + 60_000;
+    while (p.proxy.requests().filter((r) => r.method === "PUT" && r.path.includes("/blobs/uploads/")).length < 2) {
+      assert.ok(Date.now() < deadline, "the push never got going");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const firstRun = p.proxy.requests().filter((r) => r.method === "PUT" && r.path.includes("/blobs/uploads/"));
+    for (const r of refs) {
+      const repo = `killed/${r.split(":")[0]!}`;
+      assert.deepEqual(await tagsOf(p, repo), [], `${repo} has a tag after a killed push`);
+    }
+    p.proxy.setFaults([]);
+    p.proxy.clearRequests();
+    await push(p, [bundle, dest], { AIRPACK_UPLOAD_CHUNK: String(64 * 1024) });
+    // every blob the first run committed (PUT ?digest=, answered 201) is left alone by the second
+    const digestOf = (path: string): string => new URLSearchParams(path.split("?")[1] ?? "").get("digest") ?? "";
+    const committed = new Set(
+      firstRun.filter((r) => r.status === 201).map((r) => `${r.path.split("/blobs/")[0]} ${digestOf(r.path)}`),
+    );
+    assert.ok(committed.size > 0, "the first run committed nothing before the kill");
+    const resent = p.proxy
+      .requests()
+      .filter((r) => r.method === "PUT" && committed.has(`${r.path.split("/blobs/")[0]} ${digestOf(r.path)}`));
+    assert.deepEqual(
+      resent.map((r) => r.path),
+      [],
+      "blobs of the first run were sent again",
+    );
+    const sentAgain = p.proxy
+      .requests()
+      .filter((r) => ["PUT", "PATCH"].includes(r.method) && r.path.includes("/blobs/"));
+    t.diagnostic(`first run: ${committed.size} blobs committed; second run: ${sentAgain.length} PUT/PATCH`);
+    for (const r of refs) {
+      const got = await registryDigest(p.sk, `${p.target.host}/killed/${r}`, ["--creds", CREDS]);
+      assert.equal(got, sourceDigests.get(r), r);
+    }
   });
 
   test("copy: a bundle into an OCI layout with the source's digests, and that layout into a registry", async (t) => {

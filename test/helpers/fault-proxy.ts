@@ -74,6 +74,11 @@ export function cutAfter(path: RegExp, afterBytes: number, times = 1, method?: s
   return { path, method, times, action: { kind: "cut", afterBytes } };
 }
 
+/** Let the target do the first `times` matching requests, then drop the connection before its answer. */
+export function dropAnswer(path: RegExp, times = 1, method?: string): FaultRule {
+  return { path, method, times, action: { kind: "cut", afterBytes: -1 } };
+}
+
 /** Answer the first `times` matching requests with `429 Too Many Requests` and `Retry-After`. */
 export function tooManyRequests(path: RegExp, times = 1, retryAfterSeconds = 1, method?: string): FaultRule {
   return {
@@ -387,8 +392,9 @@ class FaultProxyImpl implements FaultProxy {
         }
         record.status = status;
         headBuf = null;
-        if (head.method === "HEAD" && cutAt !== null) {
-          // No body to cut: drop the connection before the response head instead.
+        if (cutAt !== null && (head.method === "HEAD" || cutAt < 0)) {
+          // No body to cut, or asked to: drop the connection before the response head instead
+          // (the target has done the request; the client never hears how it went).
           cut();
           return;
         }
