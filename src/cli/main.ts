@@ -7,6 +7,7 @@ import { demoCommand } from "./commands/demo";
 import { inspectCommand } from "./commands/inspect";
 import { packCommand } from "./commands/pack";
 import { copyCommand, pushCommand } from "./commands/push";
+import { serveCommand } from "./commands/serve";
 import { unpackCommand } from "./commands/unpack";
 import { verifyCommand } from "./commands/verify";
 import { abortOnSignals } from "./signals";
@@ -26,9 +27,10 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
     .command(withSignal(inspectCommand, signal))
     .command(withSignal(pushCommand, signal))
     .command(withSignal(copyCommand, signal))
+    .command(withSignal(serveCommand, signal))
     .command(withSignal(cacheCommand, signal))
     .command(withSignal(demoCommand, signal))
-    .demandCommand(1, "name a command: pack, unpack, verify, inspect, push, copy or cache")
+    .demandCommand(1, "name a command: pack, unpack, verify, inspect, push, copy, serve or cache")
     .strict()
     .version(toolVersion())
     .help()

@@ -23,6 +23,7 @@ export const LAYERS = [
   "store",
   "copy",
   "bundle",
+  "serve",
   "cli",
 ] as const;
 

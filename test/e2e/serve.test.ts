@@ -1,0 +1,146 @@
+/**
+ * End-to-end: `airpack serve` over a digest-preserving .tar.xz bundle, as a read-only registry.
+ * skopeo reads the source registry's exact digests from it, skopeo copies from it, and real
+ * containerd pulls through a hosts.toml mirror pointing at it after the source registry is gone.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { after, before, describe, test, type TestContext } from "node:test";
+
+import { AIRPACK_BIN, airpackOk } from "../helpers/cli";
+import { startContainerd, type Containerd } from "../helpers/peers/containerd";
+import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { startRegistry, type Registry } from "../helpers/peers/registry";
+import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
+import { freePort, makeTempDir, removeDir } from "../helpers/peers/temp";
+import { pushDockerManifestList, pushFixture, registryDigest } from "../helpers/registry-fixtures";
+
+describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
+  let unavailable: string | null = null;
+  let work = "";
+  let source: Registry | null = null;
+  let sk: Skopeo | null = null;
+  let ctd: Containerd | null = null;
+  let server: ChildProcess | null = null;
+  let serving = "";
+  let sourceHost = "";
+  let cache = "";
+  const refs = ["test/mixed:1", "test/multi:1", "test/list:1"];
+  const digests = new Map<string, string>();
+
+  before(async () => {
+    unavailable = await peersUnavailable(["docker-registry", "skopeo", "containerd", "ctr"]);
+    if (unavailable !== null) return;
+    work = await makeTempDir("airpack-e2e-serve");
+    source = await startRegistry();
+    sk = await createSkopeo();
+    ctd = await startContainerd();
+    sourceHost = source.host;
+    await pushFixture(sk, "mixed", `${sourceHost}/test/mixed:1`);
+    await pushFixture(sk, "multi", `${sourceHost}/test/multi:1`);
+    await pushDockerManifestList(source.url, "test/list", "1");
+    for (const r of refs) digests.set(r, await registryDigest(sk, `${sourceHost}/${r}`));
+    const bundle = path.join(work, "site.tar.xz");
+    cache = path.join(work, "cache");
+    const refArgs = refs.map((r) => `${sourceHost}/${r}`);
+    await airpackOk(["pack", ...refArgs, "--all-platforms", "-o", bundle, "--cache", cache, "-q"]);
+    // the source is gone: from here on, only the bundle has the images
+    await source.stop();
+    const port = await freePort();
+    serving = `127.0.0.1:${port}`;
+    server = spawn(process.execPath, [AIRPACK_BIN, "serve", bundle, "--listen", serving, "--cache", cache], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let log = "";
+    server.stderr?.on("data", (c: Buffer) => (log += c.toString("utf8")));
+    const deadline = Date.now() + 60_000;
+    while (!log.includes("serving ")) {
+      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`serve did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+
+  after(async () => {
+    if (server && server.exitCode === null) {
+      server.kill("SIGTERM");
+      await new Promise((r) => server?.once("exit", r));
+    }
+    await ctd?.stop();
+    await sk?.cleanup();
+    await source?.stop();
+    if (work) await removeDir(work);
+  });
+
+  function ready(t: TestContext): boolean {
+    if (skipOrFail(t, unavailable)) return false;
+    return true;
+  }
+
+  test("skopeo reads the source registry's digests from it and copies every image", async (t) => {
+    if (!ready(t)) return;
+    for (const r of refs) {
+      assert.equal(await registryDigest(sk!, `${serving}/${r}`), digests.get(r), r);
+      await mkdir(path.join(work, "copied"), { recursive: true });
+      const dest = `dir:${path.join(work, "copied", r.replace(/[/:]/g, "-"))}`;
+      await sk!.copy(`docker://${serving}/${r}`, dest, ["--src-tls-verify=false", "--all", "--preserve-digests"]);
+    }
+    const catalog = (await (await fetch(`http://${serving}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.deepEqual(catalog.repositories, ["test/list", "test/mixed", "test/multi"]);
+  });
+
+  test("containerd pulls through a hosts.toml mirror pointing at it", async (t) => {
+    if (!ready(t)) return;
+    const hosts = path.join(work, "certs.d", sourceHost);
+    await mkdir(hosts, { recursive: true });
+    await writeFile(
+      path.join(hosts, "hosts.toml"),
+      `server = "http://${sourceHost}"\n\n[host."http://${serving}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    const ns = "mirror";
+    for (const r of refs) {
+      await ctd!.ctrOk(["images", "pull", "--hosts-dir", path.join(work, "certs.d"), `${sourceHost}/${r}`], {
+        namespace: ns,
+        timeoutMs: 120_000,
+      });
+    }
+    const listed = await ctd!.listImages(ns);
+    for (const r of refs) assert.equal(listed.find((i) => i.name === `${sourceHost}/${r}`)?.digest, digests.get(r), r);
+  });
+
+  test("hostile requests get errors, never files outside what is served", async (t) => {
+    if (!ready(t)) return;
+    const base = `http://${serving}`;
+    const status = async (p: string, init: RequestInit = {}): Promise<number> => (await fetch(base + p, init)).status;
+    const zero = `sha256:${"0".repeat(64)}`;
+    assert.equal(await status(`/v2/../../etc/passwd/blobs/${zero}`), 404);
+    assert.equal(await status(`/v2/test/mixed/blobs/..%2F..%2Fetc%2Fpasswd`), 404);
+    assert.equal(await status(`/v2/test/mixed/manifests/1`, { method: "PUT", body: "{}" }), 405);
+    assert.equal(await status(`/v2/test/mixed/blobs/uploads/`, { method: "POST" }), 405);
+    const manifest = (await (
+      await fetch(`${base}/v2/test/mixed/manifests/1`, {
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      })
+    ).json()) as { config: { digest: string }; layers: { digest: string; size: number }[] };
+    const layer = manifest.layers[0]!;
+    const ranged = await fetch(`${base}/v2/test/mixed/blobs/${layer.digest}`, { headers: { range: "bytes=10-19" } });
+    assert.equal(ranged.status, 206);
+    assert.equal((await ranged.arrayBuffer()).byteLength, 10);
+    for (const bad of [`bytes=${layer.size}-`, "bytes=-0", "bytes=5-2", "bytes=-1-2", "items=0-1"]) {
+      assert.equal(await status(`/v2/test/mixed/blobs/${layer.digest}`, { headers: { range: bad } }), 416, bad);
+    }
+    // a blob of another repository is not served under this one
+    assert.equal(await status(`/v2/test/mixed/blobs/${manifest.config.digest}`), 200);
+    assert.equal(await status(`/v2/test/list/blobs/${manifest.config.digest}`), 404);
+  });
+
+  test("SIGTERM stops it and removes its verified layouts", async (t) => {
+    if (!ready(t)) return;
+    const started = Date.now();
+    server!.kill("SIGTERM");
+    await new Promise((r) => server!.once("exit", r));
+    assert.ok(Date.now() - started < 3000, "serve took over 3 s to stop");
+    assert.deepEqual(await readdir(path.join(cache, "serve")), []);
+  });
+});
