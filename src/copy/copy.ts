@@ -200,12 +200,15 @@ function bodyTyped(ctx: Ctx, desc: Descriptor, bodyType: string | undefined, err
   return { ...desc, mediaType: bodyType };
 }
 
-function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
+function selectChild(ctx: Ctx, child: Descriptor, siblings: Descriptor[]): string | undefined {
   const { opts } = ctx;
   if (isAttestationPlatform(child.platform)) {
     return opts.withAttestations ? undefined : "attestation (use --with-attestations)";
   }
   if (opts.allPlatforms) return undefined;
+  // An index inside an index is chosen from by its own entries' platforms; an index that names no
+  // platform at all (artifacts, a referrers list) is not split by platform (as containerd and skopeo).
+  if (!child.platform && (isIndex(child.mediaType) || siblings.every((s) => !s.platform))) return undefined;
   if (!child.platform) return "no platform";
   return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
 }
@@ -216,7 +219,7 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
   const doc = parseJson(bytes, errorLabel) as { manifests: unknown[] };
   const kept: { i: number; child: Descriptor }[] = [];
   for (const [i, child] of index.manifests.entries()) {
-    const reason = selectChild(ctx, child);
+    const reason = selectChild(ctx, child, index.manifests);
     if (reason) ctx.report.skipped.push({ platform: formatPlatform(child.platform), digest: child.digest, reason });
     else kept.push({ i, child });
   }

@@ -7,10 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { airpackOk, assertOneLineError, pack, runAirpack } from "../helpers/cli";
+import { airpackOk, assertOneLineError, pack, runAirpack, sha256Of } from "../helpers/cli";
 import { makePeerShapes, specIn } from "../helpers/peer-shapes";
 import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { inspectBundle } from "../helpers/registry-fixtures";
@@ -26,6 +27,49 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
   });
   after(async () => {
     if (dir) await removeDir(dir);
+  });
+
+  it("nested indexes: the inner index is chosen from by platform, and --layers keep keeps every digest", async () => {
+    const layout = join(out, "nested-index");
+    const index = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as {
+      manifests: { digest: string; annotations: Record<string, string> }[];
+    };
+    const top = index.manifests.find((m) => m.annotations["org.opencontainers.image.ref.name"] === "oci-in-oci")!;
+    const blob = async (d: string): Promise<Buffer> => readFile(join(layout, "blobs", "sha256", d.slice(7)));
+    const outer = JSON.parse((await blob(top.digest)).toString()) as { manifests: { digest: string }[] };
+    const inner = JSON.parse((await blob(outer.manifests[0]!.digest)).toString()) as {
+      manifests: { digest: string; platform: { architecture: string } }[];
+    };
+    assert.equal(sha256Of(await blob(top.digest)), top.digest);
+    const amd64 = inner.manifests.find((m) => m.platform.architecture === "amd64")!;
+
+    const bundle = join(dir, "nested-amd64.tar");
+    await pack([`oci:${layout}:oci-in-oci`], bundle, join(dir, "cache"), ["--platform", "linux/amd64"]);
+    const [img] = await inspectBundle(bundle);
+    assert.deepEqual(
+      img!.platforms.map((p) => [p.platform, p.digest]),
+      [["linux/amd64", amd64.digest]],
+    );
+    assert.deepEqual(
+      img!.skipped.map((k) => k.platform),
+      ["linux/arm64/v8"],
+    );
+
+    const all = join(dir, "nested-all.tar");
+    await pack([`oci:${layout}:oci-in-oci`], all, join(dir, "cache"), ["--all-platforms"]);
+    const [whole] = await inspectBundle(all);
+    assert.equal(whole!.digest, top.digest, "the outer index is the source's");
+  });
+
+  it("an index that names no platforms at all (artifacts, a loop) is copied whole without --all-platforms", async () => {
+    const bundle = join(dir, "index-fields-default.tar");
+    await pack([`oci:${join(out, "index-fields")}`], bundle, join(dir, "cache"));
+    const loop = (await inspectBundle(bundle)).find((i) => i.name === "localhost/index-fields:loop");
+    const index = JSON.parse(await readFile(join(out, "index-fields", "index.json"), "utf8")) as {
+      manifests: { digest: string; annotations: Record<string, string> }[];
+    };
+    const want = index.manifests.find((m) => m.annotations["org.opencontainers.image.ref.name"] === "loop")!;
+    assert.equal(loop?.digest, want.digest);
   });
 
   it("docker save (≤ 24) layer.tar symlinks to ../<id>/layer.tar are followed, within and across images", async () => {
