@@ -178,7 +178,15 @@ async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boo
   if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, errorLabel);
   if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, errorLabel);
   const bytes = await ctx.source.fetchSmall(desc, errorLabel);
-  const type = sniffManifestType(parseJson(bytes, errorLabel));
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseJson(bytes, errorLabel);
+  } catch (err) {
+    throw new Error(`${errorLabel}: ${desc.mediaType} is neither an image index nor a manifest (not JSON)`, {
+      cause: err,
+    });
+  }
+  const type = sniffManifestType(doc);
   if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, errorLabel);
   if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, errorLabel);
   if (top) throw new Error(`${errorLabel}: ${desc.mediaType} is neither an image index nor a manifest`);

@@ -72,6 +72,18 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
     assert.equal(loop?.digest, want.digest);
   });
 
+  it("an index.json entry that is no manifest at all is named with its type", async () => {
+    const r = await runAirpack([
+      "pack",
+      `oci:${join(out, "unknown-type")}`,
+      "--cache",
+      join(dir, "cache"),
+      "-o",
+      join(dir, "unknown.tar"),
+    ]);
+    assertOneLineError(r, /invalid-mime: x-completely-unknown is neither an image index nor a manifest \(not JSON\)/);
+  });
+
   it("docker save (≤ 24) layer.tar symlinks to ../<id>/layer.tar are followed, within and across images", async () => {
     const bundle = join(dir, "moby.tar");
     await pack([specIn(out, "docker-archive:moby-dedupe.tar")], bundle, join(dir, "cache"));
