@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -83,6 +83,31 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
     ]);
     assertOneLineError(r, /invalid-mime: x-completely-unknown is neither an image index nor a manifest \(not JSON\)/);
   });
+
+  for (const [kind, magic, tool] of [
+    ["gzip", "1f8b0800", "gunzip"],
+    ["zstd", "28b52ffd", "unzstd"],
+    ["xz", "fd377a585a00", "unxz"],
+  ] as const) {
+    it(`a ${kind}-compressed archive (docker save | ${kind}) is refused with how to fix it`, async () => {
+      const file = join(dir, `saved.tar.${kind}`);
+      await writeFile(file, Buffer.concat([Buffer.from(magic, "hex"), Buffer.alloc(2048, 7)]));
+      for (const transport of ["docker-archive", "oci-archive"]) {
+        const r = await runAirpack([
+          "pack",
+          `${transport}:${file}`,
+          "--cache",
+          join(dir, "cache"),
+          "-o",
+          join(dir, "compressed.tar"),
+        ]);
+        assertOneLineError(
+          r,
+          new RegExp(`saved\\.tar\\.${kind}: ${kind}-compressed, not a plain tar: ${tool} it first`),
+        );
+      }
+    });
+  }
 
   it("docker save (≤ 24) layer.tar symlinks to ../<id>/layer.tar are followed, within and across images", async () => {
     const bundle = join(dir, "moby.tar");
