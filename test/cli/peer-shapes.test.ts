@@ -1,33 +1,102 @@
 /**
  * The image shapes of other projects' public test data (go-containerregistry, containers/image,
  * regclient, umoci, moby), rebuilt from real files by fixtures/make-peer-shapes.py: every valid one
- * packs and verifies with the names the source gives, with every digest the source has (read here
- * with node:crypto); every invalid one fails with exit 1 and one line naming the cause. The
- * round trips through the real ctr, podman and skopeo are in test/e2e/peer-shapes.test.ts.
+ * packs and verifies under the names the source gives; every invalid one fails with exit 1 and one
+ * line naming the cause; plus the fixes these shapes needed. The round trips through the real ctr,
+ * podman and skopeo, with digests from skopeo, are in test/e2e/peer-shapes.test.ts.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { airpackOk, assertOneLineError, pack, runAirpack, sha256Of } from "../helpers/cli";
-import { makePeerShapes, specIn } from "../helpers/peer-shapes";
+import { makePeerShapes, specIn, type PeerShape } from "../helpers/peer-shapes";
 import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { inspectBundle } from "../helpers/registry-fixtures";
+
+const SHAPE_NAMES = [
+  "nested-index",
+  "no-names-one",
+  "no-names-two",
+  "many-names",
+  "same-name-twice",
+  "descriptor-type",
+  "unknown-type",
+  "referrers",
+  "index-fields",
+  "helm-chart",
+  "sha512",
+  "empty-layers",
+  "zstd-variants",
+  "dot-slash",
+  "crane-tarball",
+  "moby-dedupe",
+  "docker25-two-tags",
+  "docker25-partial",
+  "gzipped-save",
+  "null-manifest",
+  "repositories-only",
+];
 
 describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 }, () => {
   let dir = "";
   let out = "";
+  let shapes: PeerShape[] = [];
 
   before(async () => {
     dir = await makeTempDir("airpack-peer-shapes-");
     out = join(dir, "shapes");
-    await makePeerShapes(out);
+    shapes = await makePeerShapes(out);
   });
   after(async () => {
     if (dir) await removeDir(dir);
   });
+
+  const shape = (name: string): PeerShape => {
+    const s = shapes.find((x) => x.name === name);
+    assert.ok(s, `make-peer-shapes.py made no ${name} (zstd missing?)`);
+    return s;
+  };
+
+  it("the script is deterministic and small", async () => {
+    const again = join(dir, "again");
+    await makePeerShapes(again);
+    const list = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).sort();
+    const names = await list(out);
+    assert.deepEqual(await list(again), names);
+    let bytes = 0;
+    for (const n of names) {
+      const a = await readFile(join(out, n)).catch(() => undefined);
+      if (!a) continue; // a directory
+      bytes += a.length;
+      assert.ok(a.equals(await readFile(join(again, n))), `${n} differs between two runs`);
+    }
+    assert.ok(bytes < 600_000, `${bytes} bytes`);
+    assert.deepEqual(shapes.map((s) => s.name).sort(), [...SHAPE_NAMES].sort());
+  });
+
+  for (const name of SHAPE_NAMES) {
+    it(name, async () => {
+      const s = shape(name);
+      const bundle = join(dir, `${name}.tar`);
+      const args = ["pack", specIn(out, s.source), ...(s.packArgs ?? []), "--cache", join(dir, "cache")];
+      if (!s.valid) {
+        const r = await runAirpack([...args, "-o", bundle]);
+        assertOneLineError(r, new RegExp(s.error ?? "."));
+        return;
+      }
+      await pack([specIn(out, s.source)], bundle, join(dir, "cache"), s.packArgs ?? []);
+      await airpackOk(["verify", bundle]);
+      const images = await inspectBundle(bundle);
+      assert.deepEqual(
+        images.map((i) => i.name).sort(),
+        (s.images ?? []).map((i) => i.name).sort(),
+        "the names the source gives",
+      );
+    });
+  }
 
   it("nested indexes: the inner index is chosen from by platform, and --layers keep keeps every digest", async () => {
     const layout = join(out, "nested-index");
@@ -143,5 +212,18 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
       join(dir, "e.tar"),
     ]);
     assertOneLineError(r, /a\/layer\.tar links outside the archive/);
+  });
+
+  it("the Docker 25+ partial index: the missing platform fails --all-platforms with one line", async () => {
+    const r = await runAirpack([
+      "pack",
+      specIn(out, "docker-archive:docker25-partial.tar"),
+      "--all-platforms",
+      "--cache",
+      join(dir, "cache"),
+      "-o",
+      join(dir, "partial-all.tar"),
+    ]);
+    assertOneLineError(r, /\[linux\/arm64\/v8\]: blob sha256:[0-9a-f]{64} is missing from/);
   });
 });
