@@ -11,7 +11,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { airpackOk, assertOneLineError, pack, runAirpack, sha256Of } from "../helpers/cli";
+import { airpackOk, assertOneLineError, layoutImages, pack, runAirpack, sha256Of, tarMember } from "../helpers/cli";
 import { makePeerShapes, specIn, type PeerShape } from "../helpers/peer-shapes";
 import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { inspectBundle } from "../helpers/registry-fixtures";
@@ -128,6 +128,27 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
     await pack([`oci:${layout}:oci-in-oci`], all, join(dir, "cache"), ["--all-platforms"]);
     const [whole] = await inspectBundle(all);
     assert.equal(whole!.digest, top.digest, "the outer index is the source's");
+  });
+
+  it("docker's manifest.json names the host platform of a nested index (podman load needs it)", async () => {
+    const bundle = join(dir, "nested-docker.tar");
+    await pack([`oci:${join(out, "nested-index")}`], bundle, join(dir, "cache"), ["--all-platforms"]);
+    const archive = join(dir, "nested-docker-archive.tar");
+    await airpackOk(["unpack", bundle, "-o", archive]);
+    const entries = JSON.parse((await tarMember(archive, "manifest.json")).toString()) as {
+      Config: string;
+      RepoTags: string[];
+    }[];
+    const amd64Configs: string[] = [];
+    for (const image of await layoutImages(join(out, "nested-index"))) {
+      if (image.config.architecture === "amd64")
+        amd64Configs.push(`blobs/sha256/${image.manifest.config.digest.slice(7)}`);
+    }
+    assert.deepEqual(entries.map((e) => e.RepoTags).sort(), [
+      ["localhost/nested-index:list-in-oci"],
+      ["localhost/nested-index:oci-in-oci"],
+    ]);
+    for (const e of entries) assert.ok(amd64Configs.includes(e.Config), `${e.Config} is an amd64 config`);
   });
 
   it("an index that names no platforms at all (artifacts, a loop) is copied whole without --all-platforms", async () => {
