@@ -65,11 +65,20 @@ export async function openLocalOrRegistrySource(spec: SourceSpec, ctx: SourceCon
       return new OciLayoutSource(new DirTree(spec.target), spec.text, spec.selector);
     }
     case "oci-archive":
-      return new OciLayoutSource(await TarTree.open(spec.target), spec.text, spec.selector);
+      return new OciLayoutSource(await openArchive(spec), spec.text, spec.selector);
     case "docker-archive":
-      return new DockerArchiveSource(await TarTree.open(spec.target), spec.text, spec.selector);
+      return new DockerArchiveSource(await openArchive(spec), spec.text, spec.selector);
     case "docker":
       if (!ctx.registry) throw new Error(`${spec.text}: registry access is not set up for this command`);
       return new RegistrySource(ctx.registry, spec.target, spec.text);
   }
+}
+
+async function openArchive(spec: SourceSpec): Promise<TarTree> {
+  if ((await stat(spec.target).catch(() => undefined))?.isDirectory()) {
+    throw new Error(
+      `${spec.text}: ${spec.target} is a directory, not a tar file (read an OCI layout directory with oci:DIR)`,
+    );
+  }
+  return TarTree.open(spec.target);
 }

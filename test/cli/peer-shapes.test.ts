@@ -199,6 +199,26 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
     });
   }
 
+  it("an archive transport given a directory (podman save --format docker-dir) says so", async () => {
+    for (const transport of ["docker-archive", "oci-archive"]) {
+      const target = join(out, "nested-index");
+      const r = await runAirpack([
+        "pack",
+        `${transport}:${target}`,
+        "--cache",
+        join(dir, "cache"),
+        "-o",
+        join(dir, "d.tar"),
+      ]);
+      assertOneLineError(
+        r,
+        new RegExp(
+          `${transport}:.*nested-index is a directory, not a tar file \\(read an OCI layout directory with oci:DIR\\)`,
+        ),
+      );
+    }
+  });
+
   it("docker save (≤ 24) layer.tar symlinks to ../<id>/layer.tar are followed, within and across images", async () => {
     const bundle = join(dir, "moby.tar");
     await pack([specIn(out, "docker-archive:moby-dedupe.tar")], bundle, join(dir, "cache"));
