@@ -4,7 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 import { REPO_ROOT } from "./cli";
 
@@ -17,6 +17,8 @@ export interface PeerShapeImage {
   artifact?: boolean;
   /** The platform taken from an index whose other platforms are missing. */
   platform?: string;
+  /** Where skopeo cannot read it: its position in the layout's index.json (read with node:crypto instead). */
+  entry?: number;
 }
 
 /** One entry of shapes.json. */
@@ -40,8 +42,8 @@ export async function makePeerShapes(dir: string): Promise<PeerShape[]> {
   return JSON.parse(await readFile(join(dir, "shapes.json"), "utf8")) as PeerShape[];
 }
 
-/** A source spec or skopeo reference ("transport:path[:tag]") with its path made absolute under dir. */
+/** A source spec or skopeo reference ("transport:path[:tag]") with a relative path resolved under dir. */
 export function specIn(dir: string, spec: string): string {
   const colon = spec.indexOf(":");
-  return `${spec.slice(0, colon)}:${join(dir, spec.slice(colon + 1))}`;
+  return `${spec.slice(0, colon)}:${resolve(dir, spec.slice(colon + 1))}`;
 }
