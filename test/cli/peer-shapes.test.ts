@@ -219,6 +219,24 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
     }
   });
 
+  it("--layers uncompressed: a layer stored once for itself and for a gzip of it in the same image restores", async () => {
+    // empty-layers lists a zero-byte layer and the gzip of zero bytes: both are stored as the same
+    // uncompressed blob, which the unpack needs twice (as it is, and to rebuild the gzip from).
+    const layout = join(out, "empty-layers");
+    const index = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+    const bundle = join(dir, "empty-uncompressed.tar");
+    await pack([`oci:${layout}`], bundle, join(dir, "cache"), ["--layers", "uncompressed"]);
+    await airpackOk(["verify", bundle]);
+    const restored = join(dir, "empty-restored");
+    await airpackOk(["unpack", bundle, "--format", "oci", "-o", restored]);
+    const images = await layoutImages(restored);
+    assert.deepEqual(
+      images.map((i) => i.top.digest),
+      [index.manifests[0]!.digest],
+      "the source's manifest digest, every layer rebuilt",
+    );
+  });
+
   it("docker save (≤ 24) layer.tar symlinks to ../<id>/layer.tar are followed, within and across images", async () => {
     const bundle = join(dir, "moby.tar");
     await pack([specIn(out, "docker-archive:moby-dedupe.tar")], bundle, join(dir, "cache"));
