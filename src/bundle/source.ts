@@ -61,10 +61,11 @@ export class BundleSource implements ImageSource {
   private readonly roots = new Map<string, Descriptor>();
   private readonly foreign = new Set<Digest>();
   private readonly spooled = new Map<Digest, string>();
-  /** Requests still to come for a stored blob (a spooled copy is removed when it reaches 0). */
+  /**
+   * Requests still to come for a stored blob: one per blob served from it (itself, and each layer
+   * rebuilt from it). A blob wanted more than once is spooled; the copy goes when this reaches 0.
+   */
   private readonly uses = new Map<Digest, number>();
-  /** How many of `uses` each requested digest stands for (a recipe layer's original names its uncompressed blob). */
-  private readonly usesByRequest = new Map<Digest, number>();
   private readonly queue: Waiter[] = [];
   private readonly workers = new Limiter(defaultThreads());
   private current?: { desc: Descriptor; data: Readable };
@@ -113,6 +114,8 @@ export class BundleSource implements ImageSource {
   private plan(): boolean {
     const meta = this.contents.metadata;
     let restores = false;
+    // The copy engine asks for each blob once: a stored blob is wanted once per distinct blob served from it.
+    const servedFrom = new Map<Digest, Set<Digest>>();
     for (const img of meta?.images ?? []) {
       if (img.restored) {
         restores = true;
@@ -124,11 +127,9 @@ export class BundleSource implements ImageSource {
       }
       for (const l of img.manifests.flatMap((m) => m.layers)) {
         if (l.mode === "foreign") this.foreign.add(l.digest);
-        // Over-counting only keeps a spooled copy longer; under-counting would lose one still wanted.
         const stored = img.restored && !l.recipe ? l.source.digest : l.digest;
-        this.uses.set(stored, (this.uses.get(stored) ?? 0) + 1);
-        const requested = img.restored ? l.source.digest : l.digest;
-        this.usesByRequest.set(requested, (this.usesByRequest.get(requested) ?? 0) + 1);
+        const served = img.restored ? l.source.digest : l.digest;
+        servedFrom.set(stored, (servedFrom.get(stored) ?? new Set()).add(served));
         if (img.restored && l.recipe) {
           this.rebuildSourcesLeft.add(l.digest);
           this.rebuilds.set(l.source.digest, {
@@ -138,6 +139,7 @@ export class BundleSource implements ImageSource {
         }
       }
     }
+    for (const [stored, served] of servedFrom) this.uses.set(stored, served.size);
     return restores;
   }
 
@@ -269,7 +271,9 @@ export class BundleSource implements ImageSource {
         }
         const entry = this.current;
         this.current = undefined;
-        const wantedTwice = this.queue.filter((w) => w.digest === entry.desc.digest).length > 1;
+        const wantedTwice =
+          this.queue.filter((w) => w.digest === entry.desc.digest).length > 1 ||
+          (this.uses.get(entry.desc.digest) ?? 1) > 1;
         if (entry.desc.digest === head.digest && !head.spool && !wantedTwice) {
           this.queue.shift();
           const consumed = finished(entry.data);
@@ -324,12 +328,8 @@ export class BundleSource implements ImageSource {
    */
   skip(desc: Descriptor): void {
     const r = this.restore ? this.rebuilds.get(desc.digest) : undefined;
-    const stored = r ? r.uncompressed.digest : desc.digest;
-    // Only the uses this digest stands for: two recipes can share one uncompressed blob.
-    const n = this.usesByRequest.get(desc.digest) ?? 1;
-    this.usesByRequest.delete(desc.digest);
-    this.uses.set(stored, (this.uses.get(stored) ?? n) - n + 1);
-    this.used(stored);
+    // One use of the stored blob: each blob served from it counts once (see `uses`).
+    this.used(r ? r.uncompressed.digest : desc.digest);
   }
 
   private async spoolEntry(entry: { desc: Descriptor; data: Readable }): Promise<void> {

@@ -179,7 +179,15 @@ async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boo
   if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, errorLabel);
   if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, errorLabel);
   const bytes = await ctx.source.fetchSmall(desc, errorLabel);
-  const type = sniffManifestType(parseJson(bytes, errorLabel));
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseJson(bytes, errorLabel);
+  } catch (err) {
+    throw new Error(`${errorLabel}: ${desc.mediaType} is neither an image index nor a manifest (not JSON)`, {
+      cause: err,
+    });
+  }
+  const type = sniffManifestType(doc);
   if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, errorLabel);
   if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, errorLabel);
   if (top) throw new Error(`${errorLabel}: ${desc.mediaType} is neither an image index nor a manifest`);
@@ -201,12 +209,15 @@ function bodyTyped(ctx: Ctx, desc: Descriptor, bodyType: string | undefined, err
   return { ...desc, mediaType: bodyType };
 }
 
-function selectChild(ctx: Ctx, child: Descriptor): string | undefined {
+function selectChild(ctx: Ctx, child: Descriptor, siblings: Descriptor[]): string | undefined {
   const { opts } = ctx;
   if (isAttestationPlatform(child.platform)) {
     return opts.withAttestations ? undefined : "attestation (use --with-attestations)";
   }
   if (opts.allPlatforms) return undefined;
+  // An index inside an index is chosen from by its own entries' platforms; an index that names no
+  // platform at all (artifacts, a referrers list) is not split by platform (as containerd and skopeo).
+  if (!child.platform && (isIndex(child.mediaType) || siblings.every((s) => !s.platform))) return undefined;
   if (!child.platform) return "no platform";
   return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
 }
@@ -217,7 +228,7 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
   const doc = parseJson(bytes, errorLabel) as { manifests: unknown[] };
   const kept: { i: number; child: Descriptor }[] = [];
   for (const [i, child] of index.manifests.entries()) {
-    const reason = selectChild(ctx, child);
+    const reason = selectChild(ctx, child, index.manifests);
     if (reason) ctx.report.skipped.push({ platform: formatPlatform(child.platform), digest: child.digest, reason });
     else kept.push({ i, child });
   }

@@ -76,6 +76,11 @@ export async function openLocalOrRegistrySource(spec: SourceSpec, ctx: SourceCon
 
 /** A source archive's tar index; an error of the system names the source. */
 async function openArchive(spec: SourceSpec): Promise<TarTree> {
+  if ((await stat(spec.target).catch(() => undefined))?.isDirectory()) {
+    throw new Error(
+      `${spec.text}: ${spec.target} is a directory, not a tar file (read an OCI layout directory with oci:DIR)`,
+    );
+  }
   try {
     return await TarTree.open(spec.target);
   } catch (err) {

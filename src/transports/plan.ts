@@ -110,16 +110,22 @@ async function dockerEntries(
 ): Promise<DockerManifestEntry[]> {
   const byManifest = new Map<string, DockerManifestEntry>();
   const host = hostPlatform();
-  for (const image of images) {
-    let chosen = image.descriptor;
-    if (isIndex(chosen.mediaType)) {
-      const children = parseIndex(await source.fetchSmall(chosen, image.name), image.name).manifests.filter(
-        (c) => manifests.has(c.digest) && !isAttestationPlatform(c.platform),
-      );
-      const pick = children.find((c) => platformMatches(host, c.platform)) ?? children[0];
-      if (!pick) continue;
-      chosen = pick;
+  // The host's image manifest, else the first one; an index inside an index is looked into.
+  const pick = async (desc: Descriptor, errorLabel: string): Promise<Descriptor | undefined> => {
+    if (!isIndex(desc.mediaType)) return manifests.has(desc.digest) ? desc : undefined;
+    const children = parseIndex(await source.fetchSmall(desc, errorLabel), errorLabel).manifests.filter(
+      (c) => !isAttestationPlatform(c.platform),
+    );
+    const hostFirst = [...children.filter((c) => platformMatches(host, c.platform)), ...children];
+    for (const child of hostFirst) {
+      const found = await pick(child, errorLabel);
+      if (found) return found;
     }
+    return undefined;
+  };
+  for (const image of images) {
+    const chosen = await pick(image.descriptor, image.name);
+    if (!chosen) continue;
     const m = manifests.get(chosen.digest);
     if (!m) continue;
     if (m.config.mediaType !== MediaType.ociConfig && m.config.mediaType !== MediaType.dockerConfig) continue;

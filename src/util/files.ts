@@ -80,13 +80,14 @@ export class TarTree implements FileTree {
    * `<id>/layer.tar -> ../<other id>/layer.tar` for layers two images share.
    */
   private entry(path: string, depth = 0): TarEntry {
-    const e = this.entries.get(safeTarPath(path, this.file));
+    const rel = safeTarPath(path, this.file);
+    const e = this.entries.get(rel);
     if (!e) throw Object.assign(new Error(`${this.file}: no entry ${path}`), { code: "ENOENT" });
     if ((e.type === "link" || e.type === "symlink") && e.linkname !== undefined) {
       if (depth >= 16) throw new Error(`${this.file}: ${path}: too many levels of links`);
       if (e.linkname.startsWith("/")) throw new Error(`${this.file}: ${path} links to an absolute path`);
       // A hardlink names a path from the archive root; a symlink is relative to its own directory.
-      const base = e.type === "symlink" ? path.split("/").slice(0, -1) : [];
+      const base = e.type === "symlink" ? rel.split("/").slice(0, -1) : [];
       return this.entry(this.inside(base, e.linkname, path), depth + 1);
     }
     if (e.type !== "file") throw new Error(`${this.file}: ${path} is not a regular file`);

@@ -35,7 +35,23 @@ function octal(buf: Buffer, start: number, length: number, errorLabel: string): 
 function checksumOk(header: Buffer): boolean {
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-  return sum === octal(header, 148, 8, "tar");
+  try {
+    return sum === octal(header, 148, 8, "tar");
+  } catch {
+    return false; // not even a number where the checksum goes
+  }
+}
+
+/** Whole-file compressions people put archives in (`docker save | gzip`), by magic bytes, with their tool. */
+const COMPRESSED: { name: string; magic: number[]; tool: string }[] = [
+  { name: "gzip", magic: [0x1f, 0x8b], tool: "gunzip" },
+  { name: "zstd", magic: [0x28, 0xb5, 0x2f, 0xfd], tool: "unzstd" },
+  { name: "xz", magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], tool: "unxz" },
+  { name: "bzip2", magic: [0x42, 0x5a, 0x68], tool: "bunzip2" },
+];
+
+function compressedAs(head: Buffer): (typeof COMPRESSED)[number] | undefined {
+  return COMPRESSED.find((c) => c.magic.every((b, i) => head[i] === b));
 }
 
 function parsePax(data: Buffer, errorLabel: string): Record<string, string> {
@@ -90,6 +106,10 @@ export async function indexTarFile(file: string): Promise<Map<string, TarEntry>>
       }
       const header = await readExactly(fh, BLOCK, pos, file);
       if (header.every((b) => b === 0)) break;
+      const compressed = pos === 0 ? compressedAs(header) : undefined;
+      if (compressed) {
+        throw new Error(`${file}: ${compressed.name}-compressed, not a plain tar: ${compressed.tool} it first`);
+      }
       if (!checksumOk(header)) {
         throw new Error(
           entries.size === 0 ? `${file}: not a tar archive` : `${file}: corrupt tar header at byte ${pos}`,

@@ -226,7 +226,7 @@ describe("real-world inputs", { timeout: 300_000 }, () => {
     const bundle = join(dir, "syserr-src.tar");
     await pack([`oci:${join(odd, "artifact")}`], bundle, cache, ["-q"]);
     const cases: [string[], RegExp, number][] = [
-      [["pack", `oci-archive:${dir}`, "-o", out], /^airpack: oci-archive:\S+: cannot read \(is a directory\)$/, 1],
+      [["pack", `oci-archive:${dir}`, "-o", out], /^airpack: oci-archive:\S+: \S+ is a directory, not a tar file/, 1],
       [
         ["pack", `docker-archive:${join(dir, "missing.tar")}`, "-o", out],
         /docker-archive:\S+missing\.tar: cannot read \(no such file\)$/,
