@@ -18,6 +18,7 @@ import { startRegistry, type Registry } from "../helpers/peers/registry";
 import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
 import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { pushDockerManifestList, pushFixture, registryDigest } from "../helpers/registry-fixtures";
+import { startTokenServer } from "../helpers/token-server";
 
 const USER = "site";
 const PASSWORD = "offline-pass-42";
@@ -321,6 +322,32 @@ describe("push and copy into a real registry, original digests kept", { timeout:
     for (const r of refs) {
       const got = await registryDigest(p.sk, `${p.target.host}/killed/${r}`, ["--creds", CREDS]);
       assert.equal(got, sourceDigests.get(r), r);
+    }
+  });
+
+  test("a registry with token auth: push asks for pull,push scopes (and the mount's source) and keeps digests", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    const ts = await startTokenServer({ users: { [USER]: PASSWORD } });
+    const reg = await startRegistry({ token: ts.registryAuth });
+    try {
+      await push(p, [bundle, `${reg.host}/tok`]);
+      const scopes = ts.issued().flatMap((r) => r.scopes.map((x) => `${x.name}:${x.actions.join(",")}`));
+      assert.ok(
+        scopes.some((x) => x === "tok/test/mixed:pull,push"),
+        JSON.stringify(scopes),
+      );
+      assert.ok(
+        ts.issued().some((r) => r.scopes.length === 2 && r.scopes.some((x) => x.actions.join(",") === "pull")),
+        `no token for a mount (target pull,push + source pull): ${JSON.stringify(scopes)}`,
+      );
+      for (const r of refs) {
+        const got = await registryDigest(p.sk, `${reg.host}/tok/${r}`, ["--creds", CREDS]);
+        assert.equal(got, sourceDigests.get(r), r);
+      }
+    } finally {
+      await reg.stop();
+      await ts.stop();
     }
   });
 
