@@ -214,13 +214,19 @@ export function summarize(contents: BundleContents): BundleSummary {
   const images: ImageSummary[] = contents.index.manifests.map((root) => {
     const name = imageName(root);
     const metaImage = meta?.images.find((i) => i.name === name);
+    // Depth first in list order, each index once and each (manifest, platform) once: an index graph
+    // with many paths to the same documents costs one step per reference, not per path.
     const leaves: Descriptor[] = [];
-    const walk = (d: Descriptor): void => {
+    const walked = new Set<string>();
+    const todo: Descriptor[] = [root];
+    for (let d = todo.pop(); d; d = todo.pop()) {
       const idx = isIndex(d.mediaType) ? contents.indexes.get(d.digest) : undefined;
-      if (idx) idx.manifests.forEach(walk);
+      const key = idx ? d.digest : `${d.digest} ${formatPlatform(d.platform)}`;
+      if (walked.has(key)) continue;
+      walked.add(key);
+      if (idx) todo.push(...[...idx.manifests].reverse());
       else if (contents.manifests.has(d.digest)) leaves.push(d);
-    };
-    walk(root);
+    }
     const restoredName = metaImage?.restored ? nameForDigest(name, metaImage.restored.digest) : undefined;
     return {
       name,
