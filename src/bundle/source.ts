@@ -1,8 +1,8 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { finished } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import { checkBytes, imageName, type Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { isNonDistributable } from "../oci/mediatypes";
@@ -204,7 +204,7 @@ export class BundleSource implements ImageSource {
       const regen = regenerateGzipThreaded(r.recipe);
       const check = new DigestStream(original, label);
       data.on("error", (err) => regen.destroy(err));
-      regen.on("error", (err) => check.destroy(err));
+      regen.on("error", (err) => check.destroy(labelled(err, label)));
       return data.pipe(regen).pipe(check);
     }
     // Spool the uncompressed blob so the bundle can be read on while workers rebuild it.
@@ -212,12 +212,20 @@ export class BundleSource implements ImageSource {
     this.rebuilding++;
     try {
       const target = join(await this.spoolDirectory(), `${original.digest.slice(7)}.rebuilt`);
-      await this.workers.run(() =>
-        streamToFile(
-          createReadStream(file).pipe(regenerateGzipThreaded(r.recipe)).pipe(new DigestStream(original, label)),
-          target,
-        ),
-      );
+      // One pipeline, so that an error anywhere (a worker's too) fails this rebuild, and only it.
+      await this.workers.run(async () => {
+        try {
+          await pipeline(
+            createReadStream(file),
+            regenerateGzipThreaded(r.recipe),
+            new DigestStream(original, label),
+            createWriteStream(target, { flags: "wx", mode: 0o644 }),
+          );
+        } catch (err) {
+          await rm(target, { force: true });
+          throw labelled(err, label);
+        }
+      });
       const out = createReadStream(target);
       out.once("close", () => void rm(target, { force: true }));
       return out;
@@ -389,6 +397,14 @@ export class BundleSource implements ImageSource {
     this.failAll(new Error(`${this.label}: closed`));
     if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
+}
+
+/** A worker's error ("recipe: …") as one that says which layer it was rebuilding. */
+function labelled(err: unknown, label: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return e.message.startsWith(label) || e.message.startsWith("bundle ")
+    ? e
+    : new Error(`${label}: ${e.message}`, { cause: e });
 }
 
 function rebuildLabel(original: Descriptor, recipe: GzipRecipe): string {
