@@ -10,7 +10,8 @@ import { defaultThreads } from "../compression/codecs";
 import { describeRecipe } from "../recipes/identify";
 import type { GzipRecipe } from "../recipes/format";
 import { regenerateGzipThreaded } from "../recipes/threaded";
-import type { CarriedRecipe, ImageSource, NamedImage } from "../transports/types";
+import type { CarriedRecipe, ImageSource, NamedImage, UncompressedLimit } from "../transports/types";
+import { maxUncompressedSize } from "../oci/limits";
 import { makeTempDir, streamToFile } from "../util/atomic";
 import { Limiter } from "../util/pool";
 import { drain } from "../util/streams";
@@ -61,6 +62,8 @@ export class BundleSource implements ImageSource {
   private readonly roots = new Map<string, Descriptor>();
   private readonly foreign = new Set<Digest>();
   private readonly spooled = new Map<Digest, string>();
+  /** Uncompressed sizes airpack.json records, by the compressed layer's digest. */
+  private readonly recordedSizes = new Map<Digest, number>();
   /**
    * Requests still to come for a stored blob: one per blob served from it (itself, and each layer
    * rebuilt from it). A blob wanted more than once is spooled; the copy goes when this reaches 0.
@@ -92,7 +95,23 @@ export class BundleSource implements ImageSource {
       throw err;
     }
     if (source.restore && source.plan()) source.recipeFor = (layer) => source.rebuilds.get(layer.digest);
+    for (const img of source.contents.metadata?.images ?? []) {
+      for (const l of img.manifests.flatMap((m) => m.layers)) {
+        if (l.uncompressedSize !== undefined) source.recordedSizes.set(l.source.digest, l.uncompressedSize);
+      }
+    }
     return source;
+  }
+
+  /**
+   * A compressed layer holds what airpack.json recorded for it, exactly; with nothing recorded, at
+   * most MAX_LAYER_RATIO times its size (docs/bundle-format.md, "Limits").
+   */
+  uncompressedLimit(layer: Descriptor): UncompressedLimit {
+    const recorded = this.recordedSizes.get(layer.digest);
+    return recorded !== undefined
+      ? { size: recorded, exact: true }
+      : { size: maxUncompressedSize(layer.size), exact: false };
   }
 
   /** What the reader has seen: metadata, index, manifests, verified blobs. */

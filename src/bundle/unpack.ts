@@ -15,6 +15,7 @@ import { UsageError } from "../util/errors";
 import type { ProgressListener } from "../util/progress";
 import type { BundleMetadata } from "./format";
 import { BundleSource } from "./source";
+import { DeepCheckSink } from "./deep";
 import { layoutFiles } from "./writer";
 import { checkOutputParent } from "./output";
 import { defaultThreads } from "../compression/codecs";
@@ -136,12 +137,20 @@ export function zstdLayers(contents: BundleContents): number {
   return seen.size;
 }
 
-/** verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every original layer can be rebuilt). */
-export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {
+/**
+ * verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every
+ * original layer can be rebuilt). `deep` also decompresses every compressed layer and checks it
+ * against its config's diff_id, within the size airpack.json records or the ratio bound.
+ */
+export async function verify(input: string, signal?: AbortSignal, deep = false): Promise<BundleContents> {
   const source = await BundleSource.open(input, signal ? { signal } : {});
+  const sink = deep ? new DeepCheckSink(source) : new NullSink();
   try {
-    await copyToLayout(source, await source.images(), new NullSink(), {
-      files: (plan) => layoutFiles(plan),
+    await copyToLayout(source, await source.images(), sink, {
+      files: (plan) => {
+        if (sink instanceof DeepCheckSink) sink.learn(plan);
+        return layoutFiles(plan);
+      },
       ahead: REBUILD_AHEAD,
       beforeCommit: () => source.finish(),
       ...(signal ? { signal } : {}),
