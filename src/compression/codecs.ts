@@ -192,7 +192,12 @@ class ZstdDecoder extends Duplex {
   override _read(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.decode();
+    // Through the event loop, not straight on: a reader that takes each piece at once (verify's
+    // drain) would otherwise keep decoding one input chunk in a chain of next-ticks for as long as
+    // a bomb lasts, and signals and timers (Ctrl-C, the grace period) would never get their turn.
+    setImmediate(() => {
+      if (!this.destroyed) this.decode();
+    });
   }
 
   override _final(cb: (err?: Error | null) => void): void {
