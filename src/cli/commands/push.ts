@@ -22,6 +22,16 @@ function destinationOptions<T>(y: Argv<T>) {
       default: true,
       describe: "rebuild recipe layers and send the original manifests (--no-restore-digests: the bundle's own form)",
     })
+    .option("map", {
+      type: "string",
+      array: true,
+      describe:
+        "FROM=TO: put images named FROM (a full name, * for the rest) at TO below the registry, e.g. 'docker.io/library/*=mirror/*'",
+    })
+    .option("tag", {
+      type: "string",
+      describe: "tag for images that were packed by digest only (else pushed untagged)",
+    })
     .option("insecure-registry", {
       type: "string",
       array: true,
@@ -36,6 +46,8 @@ interface DestinationArgs {
   jobs: number;
   "dry-run": boolean;
   "restore-digests": boolean;
+  map?: string[];
+  tag?: string;
   "insecure-registry"?: string[];
   "ca-file"?: string;
   username?: string;
@@ -61,6 +73,8 @@ async function runCopy(source: string, destination: string, a: DestinationArgs, 
       ...(credential ? { credential } : {}),
     },
     restoreDigests: a["restore-digests"],
+    ...(a.map ? { maps: a.map } : {}),
+    ...(a.tag ? { digestTag: a.tag } : {}),
     jobs,
     dryRun: a["dry-run"],
     ...(reporter.listener ? { onProgress: reporter.listener } : {}),
