@@ -1,10 +1,12 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { unpack } from "../bundle/unpack";
+import { unpack, verify } from "../bundle/unpack";
+import type { Digest } from "../oci/digest";
+import { blobPath } from "../transports/layout";
 import { OciLayoutSource } from "../transports/layout";
-import { DirTree } from "../util/files";
+import { DirTree, TarTree } from "../util/files";
 import { trackTempPath, untrackTempPath } from "../util/leftovers";
-import { addToCatalog, type Catalog } from "./catalog";
+import { addToCatalog, inLayoutDir, type Catalog } from "./catalog";
 import { startServer, type RunningServer } from "./server";
 
 export interface ServeOptions {
@@ -39,6 +41,7 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
   try {
     const catalog: Catalog = { repositories: new Map(), files: new Map() };
     for (const bundle of opts.bundles) {
+      if (await servedInPlace(bundle, catalog, opts)) continue;
       const dir = trackTempPath(await mkdtemp(join(opts.workDir, "serve-")));
       dirs.push(dir);
       const layout = join(dir, "layout");
@@ -50,7 +53,7 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       const source = new OciLayoutSource(new DirTree(layout), `bundle ${bundle}`);
-      await addToCatalog(catalog, layout, source, await source.images(), opts.prefix);
+      await addToCatalog(catalog, inLayoutDir(layout), source, await source.images(), opts.prefix);
       opts.log(`${bundle}: verified, ${catalog.repositories.size} repositories so far`);
     }
     const server = await startServer({
@@ -72,4 +75,28 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
     await removeAll();
     throw err;
   }
+}
+
+/**
+ * A plain .tar bundle with nothing to restore is served from its own bytes, at their offsets,
+ * after one verifying read: no copy is made. Compressed bundles, and bundles whose original
+ * digests must be rebuilt from recipes, are unpacked first.
+ */
+async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOptions): Promise<boolean> {
+  if (bundle === "-") return false;
+  const head = await TarTree.open(bundle).catch(() => undefined);
+  if (!head) return false; // compressed (or not a tar): the unpack path says what is wrong
+  const contents = await verify(bundle, opts.signal);
+  const restores = (contents.metadata?.images ?? []).some(
+    (i) => (i.restored && i.restored.digest !== i.digest) || i.manifests.some((m) => m.layers.some((l) => l.recipe)),
+  );
+  if (restores) return false;
+  const source = new OciLayoutSource(head, `bundle ${bundle}`);
+  const locate = (digest: Digest): { path: string; start: number } => ({
+    path: bundle,
+    start: head.locate(blobPath({ digest })).offset,
+  });
+  await addToCatalog(catalog, locate, source, await source.images(), opts.prefix);
+  opts.log(`${bundle}: verified, served in place`);
+  return true;
 }

@@ -1,12 +1,12 @@
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import type { Descriptor } from "../oci/descriptor";
 import { isDigest } from "../oci/digest";
-import type { Catalog, ServedRepository } from "./catalog";
+import type { BlobLocation, Catalog, ServedRepository } from "./catalog";
 
 export interface ServerOptions {
   catalog: Catalog;
@@ -94,7 +94,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           ? repo.tags.get(reference)
           : undefined;
       if (!desc) return fail(res, 404, "MANIFEST_UNKNOWN", "manifest unknown");
-      const bytes = await readFile(catalog.files.get(desc.digest)!);
+      const bytes = await readAt(catalog.files.get(desc.digest)!, desc.size);
       res.writeHead(200, {
         "content-type": desc.mediaType,
         "content-length": bytes.length,
@@ -154,11 +154,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
+async function readAt(at: BlobLocation, size: number): Promise<Buffer> {
+  const fh = await open(at.path, "r");
+  try {
+    const buf = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(buf, 0, size, at.start);
+    if (bytesRead !== size) throw new Error(`${at.path}: short read at ${at.start}`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 async function sendBlob(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   desc: Descriptor,
-  file: string,
+  at: BlobLocation,
 ): Promise<number> {
   const headers: http.OutgoingHttpHeaders = {
     "content-type": "application/octet-stream",
@@ -187,6 +199,6 @@ async function sendBlob(
     res.end();
     return status;
   }
-  await pipeline(createReadStream(file, { start, end }), res);
+  await pipeline(createReadStream(at.path, { start: at.start + start, end: at.start + end }), res);
   return status;
 }

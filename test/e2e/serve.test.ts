@@ -135,6 +135,43 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     assert.equal(await status(`/v2/test/list/blobs/${manifest.config.digest}`), 404);
   });
 
+  test("a plain .tar bundle with nothing to restore is served in place, from its own bytes", async (t) => {
+    if (!ready(t)) return;
+    // the original layers, as unpack restores them, packed as they are into a plain .tar (no recipes)
+    const restored = path.join(work, "restored.oci.tar");
+    await airpackOk(["unpack", path.join(work, "site.tar.xz"), "--format", "oci-archive", "-o", restored]);
+    const plain = path.join(work, "plain.tar");
+    const plainCache = path.join(work, "c-plain");
+    await airpackOk(["pack", `oci-archive:${restored}`, "--all-platforms", "-o", plain, "--cache", plainCache, "-q"]);
+    const port = await freePort();
+    const own = path.join(work, "cache-in-place");
+    const child = spawn(
+      process.execPath,
+      [AIRPACK_BIN, "serve", plain, "--listen", `127.0.0.1:${port}`, "--cache", own],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    try {
+      let log = "";
+      child.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 60_000;
+      while (!log.includes("serving ")) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not start:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(log, /served in place/);
+      assert.deepEqual(await readdir(path.join(own, "serve")), [], "a copy was made");
+      for (const r of refs) assert.equal(await registryDigest(sk!, `127.0.0.1:${port}/${r}`), digests.get(r), r);
+      const dest = `dir:${path.join(work, "copied-in-place")}`;
+      await mkdir(path.join(work, "copied-in-place"), { recursive: true });
+      await sk!.copy(`docker://127.0.0.1:${port}/test/mixed:1`, dest, ["--src-tls-verify=false", "--preserve-digests"]);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  });
+
   test("SIGTERM stops it and removes its verified layouts", async (t) => {
     if (!ready(t)) return;
     const started = Date.now();
