@@ -7,7 +7,7 @@ import { hostPlatform } from "../../oci/platform";
 import { fileErrorReason, UsageError } from "../../util/errors";
 import { defaultCacheDir } from "../cache-dir";
 import { defineCommand, examples } from "../command-module";
-import { readCredential } from "../credentials";
+import { registryAccess, registryAccessOptions } from "../credentials";
 import { log, type Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
 import { createReporter } from "../progress";
@@ -34,7 +34,7 @@ export const packCommand = defineCommand({
   command: "pack [sources..]",
   describe: "pack images into one bundle file",
   builder: (y) =>
-    y
+    registryAccessOptions(y)
       .positional("sources", {
         type: "string",
         array: true,
@@ -90,14 +90,6 @@ export const packCommand = defineCommand({
         array: true,
         describe: "file with one image reference per line (# comments), like k3s/rke2 image lists",
       })
-      .option("insecure-registry", {
-        type: "string",
-        array: true,
-        describe: "HOST[:PORT] that may use plain HTTP or unverified TLS (localhost/127.0.0.1 may use HTTP anyway)",
-      })
-      .option("ca-file", { type: "string", describe: "PEM file of extra CA certificates to trust for registries" })
-      .option("username", { type: "string", describe: "registry user name (with --password-stdin)" })
-      .option("password-stdin", { type: "boolean", default: false, describe: "read the registry password from stdin" })
       .option("with-attestations", {
         type: "boolean",
         default: false,
@@ -142,14 +134,9 @@ export const packCommand = defineCommand({
     try {
       const sources = [...(a.sources ?? []), ...(await readImageLists(a["images-file"] ?? []))];
       if (sources.length === 0) throw new UsageError("name at least one image (or -f FILE)");
-      const credential = await readCredential(a.username, a["password-stdin"]);
       const result = await pack({
         sources,
-        registry: {
-          insecureRegistries: a["insecure-registry"] ?? [],
-          ...(a["ca-file"] ? { caFile: a["ca-file"] } : {}),
-          ...(credential ? { credential } : {}),
-        },
+        registry: await registryAccess(a),
         out,
         cacheDir: a.cache,
         compress,

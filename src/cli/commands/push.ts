@@ -2,7 +2,7 @@ import type { Argv } from "yargs";
 import type { CopyResult } from "../../bundle/push";
 import { UsageError } from "../../util/errors";
 import { defineCommand, examples } from "../command-module";
-import { readCredential } from "../credentials";
+import { registryAccess, registryAccessOptions, type RegistryAccessArgs } from "../credentials";
 import { log, type Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
 import { createReporter } from "../progress";
@@ -10,7 +10,7 @@ import { checkCount } from "../validate";
 
 /** Options push and copy share: the target registry's access, parallelism, what to send. */
 function destinationOptions<T>(y: Argv<T>) {
-  return y
+  return registryAccessOptions(y)
     .option("jobs", { alias: "j", type: "number", default: 4, describe: "blobs sent in parallel" })
     .option("dry-run", {
       type: "boolean",
@@ -31,27 +31,15 @@ function destinationOptions<T>(y: Argv<T>) {
     .option("tag", {
       type: "string",
       describe: "tag for images that were packed by digest only (else pushed untagged)",
-    })
-    .option("insecure-registry", {
-      type: "string",
-      array: true,
-      describe: "HOST[:PORT] that may use plain HTTP or unverified TLS (localhost/127.0.0.1 may use HTTP anyway)",
-    })
-    .option("ca-file", { type: "string", describe: "PEM file of extra CA certificates to trust" })
-    .option("username", { type: "string", describe: "registry user name (with --password-stdin)" })
-    .option("password-stdin", { type: "boolean", default: false, describe: "read the registry password from stdin" });
+    });
 }
 
-interface DestinationArgs {
+interface DestinationArgs extends RegistryAccessArgs {
   jobs: number;
   "dry-run": boolean;
   "restore-digests": boolean;
   map?: string[];
   tag?: string;
-  "insecure-registry"?: string[];
-  "ca-file"?: string;
-  username?: string;
-  "password-stdin": boolean;
   quiet?: boolean;
   json?: boolean;
 }
@@ -61,17 +49,12 @@ async function runCopy(source: string, destination: string, a: DestinationArgs, 
   if (a["password-stdin"] && (source === "bundle:-" || source === "-"))
     throw new UsageError("--password-stdin and a bundle on stdin both want stdin; pass the bundle as a file");
   const jobs = checkCount(a.jobs, "--jobs") ?? 4;
-  const credential = await readCredential(a.username, a["password-stdin"]);
   const reporter = createReporter(!g.quiet && !g.json);
   const { copyImages } = await import("../../bundle/push.js");
   const result = await copyImages({
     source,
     destination,
-    registry: {
-      insecureRegistries: a["insecure-registry"] ?? [],
-      ...(a["ca-file"] ? { caFile: a["ca-file"] } : {}),
-      ...(credential ? { credential } : {}),
-    },
+    registry: await registryAccess(a),
     restoreDigests: a["restore-digests"],
     ...(a.map ? { maps: a.map } : {}),
     ...(a.tag ? { digestTag: a.tag } : {}),
