@@ -11,7 +11,14 @@ import { after, before, describe, test, type TestContext } from "node:test";
 
 import { spawn } from "node:child_process";
 import { AIRPACK_BIN, airpackOk, runAirpack, sha256Of, tarMembers } from "../helpers/cli";
-import { delayRequests, dropAnswer, startFaultProxy, type FaultProxy } from "../helpers/fault-proxy";
+import {
+  delayRequests,
+  dropAnswer,
+  serviceUnavailable,
+  startFaultProxy,
+  tooManyRequests,
+  type FaultProxy,
+} from "../helpers/fault-proxy";
 import { startContainerd, type Containerd } from "../helpers/peers/containerd";
 import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
 import { startRegistry, type Registry } from "../helpers/peers/registry";
@@ -258,6 +265,25 @@ describe("push and copy into a real registry, original digests kept", { timeout:
       assert.equal(got, sourceDigests.get(ref), ref);
     }
   });
+  test("429 with Retry-After and 503 from the target are waited out and retried", async (t) => {
+    const p = ready(t);
+    if (!p) return;
+    p.proxy.setFaults([
+      tooManyRequests(/\/manifests\/sha256:/, 2, 1, "PUT"),
+      serviceUnavailable(/\/blobs\/uploads\/$/, 2, "POST"),
+      serviceUnavailable(/\/blobs\/uploads\/.+/, 1, "PATCH"),
+    ]);
+    const started = Date.now();
+    await push(p, [bundle, `${p.proxy.address}/busy`], { AIRPACK_UPLOAD_CHUNK: String(8 * 1024) });
+    const faulted = p.proxy.requests().filter((r) => r.faults.length > 0);
+    assert.ok(faulted.length >= 4, JSON.stringify(faulted.map((r) => [r.method, r.path, r.faults])));
+    assert.ok(Date.now() - started >= 1000, "Retry-After was not waited for");
+    for (const r of refs) {
+      const got = await registryDigest(p.sk, `${p.target.host}/busy/${r}`, ["--creds", CREDS]);
+      assert.equal(got, sourceDigests.get(r), r);
+    }
+  });
+
   test("killed halfway: no tag points at an incomplete image, and a re-run sends only what is missing", async (t) => {
     const p = ready(t);
     if (!p) return;
