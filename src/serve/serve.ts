@@ -17,6 +17,7 @@ export interface ServeOptions {
   /** Where each bundle's verified, digest-restored layout is kept while serving. */
   workDir: string;
   tls?: { cert: Buffer; key: Buffer };
+  users?: Map<string, string>;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -62,6 +63,7 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
       port: opts.port,
       log: opts.log,
       ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.users ? { users: opts.users } : {}),
     });
     return {
       address: server.address,
@@ -99,4 +101,21 @@ async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOption
   await addToCatalog(catalog, locate, source, await source.images(), opts.prefix);
   opts.log(`${bundle}: verified, served in place`);
   return true;
+}
+
+/** An htpasswd file of bcrypt entries (`htpasswd -B`), as distribution reads it. */
+export function parseHtpasswd(text: string, file: string): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const colon = line.indexOf(":");
+    const hash = line.slice(colon + 1);
+    if (colon <= 0 || !/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) {
+      throw new Error(`${file}:${i + 1}: not a bcrypt entry (make it with htpasswd -B)`);
+    }
+    users.set(line.slice(0, colon), hash);
+  }
+  if (users.size === 0) throw new Error(`${file}: no users`);
+  return users;
 }

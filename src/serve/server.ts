@@ -1,5 +1,7 @@
 import { createReadStream } from "node:fs";
+import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
+import bcrypt from "bcryptjs";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -13,6 +15,8 @@ export interface ServerOptions {
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer };
+  /** htpasswd users (bcrypt hashes): every request then needs Basic auth. */
+  users?: Map<string, string>;
   log: (line: string) => void;
 }
 
@@ -63,8 +67,26 @@ export function parseRange(header: string, size: number): [number, number] | nul
  */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { catalog } = opts;
+  const allowed = new Set<string>(); // sha256 of "user:password" pairs that matched, to skip bcrypt next time
+  const authorized = async (req: http.IncomingMessage): Promise<boolean> => {
+    if (!opts.users) return true;
+    const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(req.headers.authorization ?? "");
+    if (!m) return false;
+    const pair = Buffer.from(m[1]!, "base64").toString("utf8");
+    const key = createHash("sha256").update(pair).digest("hex");
+    if (allowed.has(key)) return true;
+    const colon = pair.indexOf(":");
+    const hash = colon > 0 ? opts.users.get(pair.slice(0, colon)) : undefined;
+    if (!hash || !(await bcrypt.compare(pair.slice(colon + 1), hash))) return false;
+    allowed.add(key);
+    return true;
+  };
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<number> => {
     res.setHeader("docker-distribution-api-version", "registry/2.0");
+    if (!(await authorized(req))) {
+      res.setHeader("www-authenticate", 'Basic realm="airpack serve"');
+      return fail(res, 401, "UNAUTHORIZED", "authentication required");
+    }
     const url = new URL(req.url ?? "/", "http://x");
     if (req.method !== "GET" && req.method !== "HEAD")
       return fail(res, 405, "UNSUPPORTED", "this registry is read-only (airpack serve)");

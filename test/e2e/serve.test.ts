@@ -11,7 +11,7 @@ import { after, before, describe, test, type TestContext } from "node:test";
 
 import { AIRPACK_BIN, airpackOk } from "../helpers/cli";
 import { startContainerd, type Containerd } from "../helpers/peers/containerd";
-import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
 import { startRegistry, type Registry } from "../helpers/peers/registry";
 import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
 import { freePort, makeTempDir, removeDir } from "../helpers/peers/temp";
@@ -31,7 +31,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
   const digests = new Map<string, string>();
 
   before(async () => {
-    unavailable = await peersUnavailable(["docker-registry", "skopeo", "containerd", "ctr"]);
+    unavailable = await peersUnavailable(["docker-registry", "skopeo", "containerd", "ctr", "htpasswd"]);
     if (unavailable !== null) return;
     work = await makeTempDir("airpack-e2e-serve");
     source = await startRegistry();
@@ -166,6 +166,50 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
       const dest = `dir:${path.join(work, "copied-in-place")}`;
       await mkdir(path.join(work, "copied-in-place"), { recursive: true });
       await sk!.copy(`docker://127.0.0.1:${port}/test/mixed:1`, dest, ["--src-tls-verify=false", "--preserve-digests"]);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  });
+
+  test("--htpasswd: 401 without credentials, pulls with them", async (t) => {
+    if (!ready(t)) return;
+    const file = path.join(work, "htpasswd");
+    const line = (await runOk("htpasswd", ["-Bbn", "site", "s3cret"])).stdout.toString("utf8").trim();
+    await writeFile(file, `${line}\n`);
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        AIRPACK_BIN,
+        "serve",
+        path.join(work, "site.tar.xz"),
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--cache",
+        cache,
+        "--htpasswd",
+        file,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    try {
+      let log = "";
+      child.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 60_000;
+      while (!log.includes("serving ")) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not start:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const anon = await fetch(`http://127.0.0.1:${port}/v2/test/mixed/manifests/1`);
+      assert.equal(anon.status, 401);
+      assert.match(anon.headers.get("www-authenticate") ?? "", /^Basic /);
+      const wrong = await fetch(`http://127.0.0.1:${port}/v2/`, {
+        headers: { authorization: `Basic ${Buffer.from("site:nope").toString("base64")}` },
+      });
+      assert.equal(wrong.status, 401);
+      const got = await registryDigest(sk!, `127.0.0.1:${port}/test/mixed:1`, ["--creds", "site:s3cret"]);
+      assert.equal(got, digests.get("test/mixed:1"));
     } finally {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
