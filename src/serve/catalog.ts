@@ -1,6 +1,5 @@
 import { join } from "node:path";
 import { parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
-import type { Digest } from "../oci/digest";
 import { isIndex, isManifest } from "../oci/mediatypes";
 import { parseReference } from "../oci/reference";
 import type { ImageSource, NamedImage } from "../transports/types";
@@ -24,10 +23,12 @@ export interface Catalog {
 export interface BlobLocation {
   path: string;
   start: number;
+  /** For bytes not checked yet: settles once they hashed to their digest (memoized), rejects if not. */
+  check?: () => Promise<void>;
 }
 
-/** Finds a verified blob's bytes by digest. */
-export type Locate = (digest: Digest) => BlobLocation;
+/** Finds a blob's bytes. */
+export type Locate = (desc: Descriptor) => BlobLocation;
 
 /** Limits on a served graph, so a hostile index can't make the walk explode. */
 const MAX_NODES = 100_000;
@@ -62,7 +63,7 @@ export async function addToCatalog(
       if (repo.manifests.size + repo.blobs.size > MAX_NODES)
         throw new Error(`${image.name}: more than ${MAX_NODES} documents and blobs`);
       const plain = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
-      catalog.files.set(desc.digest, locate(desc.digest));
+      catalog.files.set(desc.digest, locate(plain));
       if (isIndex(desc.mediaType)) {
         repo.manifests.set(desc.digest, plain);
         todo.push(...parseIndex(await source.fetchSmall(desc, image.name), image.name).manifests);
@@ -72,7 +73,7 @@ export async function addToCatalog(
         for (const blob of [m.config, ...m.layers]) {
           if (!(await source.hasBlob(blob))) continue; // a foreign layer the bundle doesn't carry
           repo.blobs.set(blob.digest, blob);
-          catalog.files.set(blob.digest, locate(blob.digest));
+          catalog.files.set(blob.digest, locate(blob));
         }
       }
     }
@@ -81,5 +82,5 @@ export async function addToCatalog(
 
 /** Blobs of an OCI layout directory. */
 export function inLayoutDir(dir: string): Locate {
-  return (digest) => ({ path: join(dir, "blobs", "sha256", digest.slice("sha256:".length)), start: 0 });
+  return (desc) => ({ path: join(dir, "blobs", "sha256", desc.digest.slice("sha256:".length)), start: 0 });
 }

@@ -1,12 +1,15 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { unpack, verify } from "../bundle/unpack";
-import type { Digest } from "../oci/digest";
+import { unpack } from "../bundle/unpack";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { MAX_JSON_BYTES, parseJson, type Descriptor } from "../oci/descriptor";
+import { METADATA_FILE } from "../bundle/format";
 import { blobPath } from "../transports/layout";
 import { OciLayoutSource } from "../transports/layout";
 import { DirTree, TarTree } from "../util/files";
 import { trackTempPath, untrackTempPath } from "../util/leftovers";
-import { addToCatalog, inLayoutDir, type Catalog } from "./catalog";
+import { addToCatalog, inLayoutDir, type BlobLocation, type Catalog } from "./catalog";
 import { startServer, type RunningServer } from "./server";
 
 export interface ServeOptions {
@@ -80,27 +83,67 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
 }
 
 /**
- * A plain .tar bundle with nothing to restore is served from its own bytes, at their offsets,
- * after one verifying read: no copy is made. Compressed bundles, and bundles whose original
- * digests must be rebuilt from recipes, are unpacked first.
+ * A plain .tar bundle with nothing to restore is served from its own bytes, at their offsets, with
+ * no copy and no wait: its manifests and configs are checked now, every layer in the background and
+ * again before its first byte is sent. A layer that fails gets a 500 and a log line; the others are
+ * served. Compressed bundles, and bundles whose original digests must be rebuilt, are unpacked first.
  */
 async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOptions): Promise<boolean> {
   if (bundle === "-") return false;
-  const head = await TarTree.open(bundle).catch(() => undefined);
-  if (!head) return false; // compressed (or not a tar): the unpack path says what is wrong
-  const contents = await verify(bundle, opts.signal);
-  const restores = (contents.metadata?.images ?? []).some(
-    (i) => (i.restored && i.restored.digest !== i.digest) || i.manifests.some((m) => m.layers.some((l) => l.recipe)),
-  );
-  if (restores) return false;
-  const source = new OciLayoutSource(head, `bundle ${bundle}`);
-  const locate = (digest: Digest): { path: string; start: number } => ({
-    path: bundle,
-    start: head.locate(blobPath({ digest })).offset,
-  });
+  const tree = await TarTree.open(bundle).catch(() => undefined);
+  if (!tree) return false; // compressed (or not a tar): the unpack path says what is wrong
+  if (await needsRestoring(tree)) return false;
+  const checks: (() => Promise<void>)[] = [];
+  const locate = (desc: Descriptor): BlobLocation => {
+    const start = tree.locate(blobPath(desc)).offset;
+    let checked: Promise<void> | undefined;
+    const check = (): Promise<void> => (checked ??= checkRange(bundle, start, desc));
+    checks.push(check);
+    return { path: bundle, start, check };
+  };
+  const source = new OciLayoutSource(tree, `bundle ${bundle}`);
   await addToCatalog(catalog, locate, source, await source.images(), opts.prefix);
-  opts.log(`${bundle}: verified, served in place`);
+  opts.log(`${bundle}: served in place; checking ${checks.length} blobs in the background`);
+  void (async () => {
+    let bad = 0;
+    for (const check of checks) {
+      if (opts.signal?.aborted) return;
+      await check().catch((err: Error) => {
+        bad++;
+        opts.log(`${bundle}: ${err.message}; it is not served`);
+      });
+    }
+    opts.log(`${bundle}: ${checks.length - bad} of ${checks.length} blobs checked out`);
+  })();
   return true;
+}
+
+/** Whether airpack.json says some original digest must be rebuilt (a recipe, or another root). */
+async function needsRestoring(tree: TarTree): Promise<boolean> {
+  if (!(await tree.exists(METADATA_FILE))) return false;
+  const meta = parseJson(await tree.readSmall(METADATA_FILE, MAX_JSON_BYTES), `${tree.label}: ${METADATA_FILE}`);
+  const images = Array.isArray(meta.images) ? (meta.images as Record<string, unknown>[]) : [];
+  return images.some((img) => {
+    const restored = img.restored as { digest?: unknown } | undefined;
+    if (restored && restored.digest !== img.digest) return true;
+    const manifests = Array.isArray(img.manifests) ? (img.manifests as { layers?: unknown }[]) : [];
+    return manifests.some((m) => Array.isArray(m.layers) && m.layers.some((l) => (l as { recipe?: unknown }).recipe));
+  });
+}
+
+async function checkRange(path: string, start: number, desc: Descriptor): Promise<void> {
+  const hash = createHash("sha256");
+  let size = 0;
+  if (desc.size > 0) {
+    for await (const chunk of createReadStream(path, { start, end: start + desc.size - 1 })) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  }
+  const digest = `sha256:${hash.digest("hex")}`;
+  if (size !== desc.size || digest !== desc.digest) {
+    throw new Error(`blob ${desc.digest} failed its check (${size} bytes, sha256:${digest.slice(7, 19)}…)`);
+  }
 }
 
 /** An htpasswd file of bcrypt entries (`htpasswd -B`), as distribution reads it. */

@@ -116,7 +116,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           ? repo.tags.get(reference)
           : undefined;
       if (!desc) return fail(res, 404, "MANIFEST_UNKNOWN", "manifest unknown");
-      const bytes = await readAt(catalog.files.get(desc.digest)!, desc.size);
+      const at = catalog.files.get(desc.digest)!;
+      await at.check?.();
+      const bytes = await readAt(at, desc.size);
       res.writeHead(200, {
         "content-type": desc.mediaType,
         "content-length": bytes.length,
@@ -130,7 +132,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ? (repo.blobs.get(reference) ?? repo.manifests.get(reference))
       : undefined;
     if (!desc) return fail(res, 404, "BLOB_UNKNOWN", "blob unknown to registry");
-    return sendBlob(req, res, desc, catalog.files.get(desc.digest)!);
+    const at = catalog.files.get(desc.digest)!;
+    await at.check?.(); // never an unchecked byte: a blob that fails gets a 500, and the log says why
+    return sendBlob(req, res, desc, at);
   };
 
   const pick = (name: string, url: URL): ServedRepository | undefined => {

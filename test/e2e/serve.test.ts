@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 
-import { AIRPACK_BIN, airpackOk } from "../helpers/cli";
+import { AIRPACK_BIN, airpackOk, sha256Of } from "../helpers/cli";
 import { startContainerd, type Containerd } from "../helpers/peers/containerd";
 import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
 import { startRegistry, type Registry } from "../helpers/peers/registry";
@@ -166,6 +166,56 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
       const dest = `dir:${path.join(work, "copied-in-place")}`;
       await mkdir(path.join(work, "copied-in-place"), { recursive: true });
       await sk!.copy(`docker://127.0.0.1:${port}/test/mixed:1`, dest, ["--src-tls-verify=false", "--preserve-digests"]);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  });
+
+  test("a damaged layer in a plain .tar is refused with a 500 and a log line; the rest is served", async (t) => {
+    if (!ready(t)) return;
+    const plain = path.join(work, "plain.tar");
+    const damaged = path.join(work, "damaged.tar");
+    const bytes = await readFile(plain);
+    const manifest = (await (
+      await fetch(`http://${serving}/v2/test/mixed/manifests/1`, {
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      })
+    ).json()) as { config: { digest: string }; layers: { digest: string; size: number }[] };
+    const victim = manifest.layers[0]!;
+    // GNU tar says where the member's header is; its data starts one block later
+    const listing = (await runOk("tar", ["--block-number", "-tvf", plain])).stdout.toString("utf8");
+    const line = listing.split("\n").find((l) => l.endsWith(`blobs/sha256/${victim.digest.slice(7)}`));
+    const block = Number(/^block (\d+):/.exec(line ?? "")?.[1]);
+    assert.ok(Number.isInteger(block), listing);
+    bytes[(block + 1) * 512 + Math.floor(victim.size / 2)] ^= 0xff;
+    await writeFile(damaged, bytes);
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [AIRPACK_BIN, "serve", damaged, "--listen", `127.0.0.1:${port}`, "--cache", cache],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    try {
+      let log = "";
+      child.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 60_000;
+      while (!log.includes("checked out")) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not check its blobs:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(log, new RegExp(`blob ${victim.digest} failed its check`));
+      const base = `http://127.0.0.1:${port}/v2/test/mixed/blobs`;
+      const bad = await fetch(`${base}/${victim.digest}`);
+      assert.equal(bad.status, 500);
+      assert.ok((await bad.text()).length < 200, "a body of the damaged blob was sent");
+      assert.equal((await fetch(`${base}/${manifest.config.digest}`)).status, 200);
+      const other = manifest.layers[1]!;
+      const good = await fetch(`${base}/${other.digest}`);
+      assert.equal(good.status, 200);
+      assert.equal(sha256Of(Buffer.from(await good.arrayBuffer())), other.digest);
     } finally {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
