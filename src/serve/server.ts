@@ -156,13 +156,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       },
     );
   };
+  // Slow or idle clients are cut off (a request's head must arrive within AIRPACK_SERVE_HEADERS_MS,
+  // checked every second); the number of connections is bounded.
+  const headersTimeout = Number(process.env.AIRPACK_SERVE_HEADERS_MS) || 10_000;
+  const limits = {
+    headersTimeout,
+    requestTimeout: Math.max(headersTimeout, 60_000),
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+  };
   const server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener)
-    : http.createServer(listener);
-  // Slow or idle clients are cut off; the number of connections is bounded.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
-  server.keepAliveTimeout = 5_000;
+    ? https.createServer({ ...limits, cert: opts.tls.cert, key: opts.tls.key }, listener)
+    : http.createServer(limits, listener);
   server.maxConnections = 2_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import * as net from "node:net";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
@@ -52,6 +53,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     serving = `127.0.0.1:${port}`;
     server = spawn(process.execPath, [AIRPACK_BIN, "serve", bundle, "--listen", serving, "--cache", cache], {
       stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, AIRPACK_SERVE_HEADERS_MS: "1500" },
     });
     let log = "";
     server.stderr?.on("data", (c: Buffer) => (log += c.toString("utf8")));
@@ -133,6 +135,33 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     // a blob of another repository is not served under this one
     assert.equal(await status(`/v2/test/mixed/blobs/${manifest.config.digest}`), 200);
     assert.equal(await status(`/v2/test/list/blobs/${manifest.config.digest}`), 404);
+  });
+
+  test("slow and idle clients are cut off and don't starve the others", async (t) => {
+    if (!ready(t)) return;
+    const [host, port] = serving.split(":") as [string, string];
+    const sockets: net.Socket[] = [];
+    const closed: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const s = net.connect(Number(port), host);
+      s.on("error", () => undefined);
+      s.resume(); // read what the server sends (its 408), so its close is seen
+      // a request head that never ends (slowloris), or nothing at all
+      if (i % 2 === 0) s.write("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+      closed.push(new Promise((r) => s.once("close", () => r())));
+      sockets.push(s);
+    }
+    const started = Date.now();
+    const ok = await fetch(`http://${serving}/v2/test/mixed/tags/list`);
+    assert.equal(ok.status, 200);
+    assert.ok(Date.now() - started < 1000, "a normal request waited behind the slow ones");
+    // the server drops the slow heads after its headers time-out (1.5 s here)
+    await Promise.race([
+      Promise.all(closed.filter((_, i) => i % 2 === 0)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("slow clients were never cut off")), 10_000)),
+    ]);
+    for (const s of sockets) s.destroy();
+    assert.equal(server?.exitCode, null, "the server died");
   });
 
   test("a plain .tar bundle with nothing to restore is served in place, from its own bytes", async (t) => {
