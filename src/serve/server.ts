@@ -169,6 +169,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ? https.createServer({ ...limits, cert: opts.tls.cert, key: opts.tls.key }, listener)
     : http.createServer(limits, listener);
   server.maxConnections = 2_000;
+  // A connection with nothing going either way for a minute (idle, or a client that stopped reading) goes.
+  server.setTimeout(60_000, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => resolve());
