@@ -382,6 +382,21 @@ describe("push and copy into a real registry, original digests kept", { timeout:
       const blob = await readFile(path.join(layout, "blobs", "sha256", entry.digest.slice(7)));
       assert.equal(sha256Of(blob), entry.digest);
     }
+    // registry to registry, every platform as it is
+    await airpackOk(
+      [
+        "copy",
+        `${p.source.host}/test/multi:1`,
+        `docker://${p.target.host}/r2r`,
+        "--username",
+        USER,
+        "--password-stdin",
+        "-q",
+      ],
+      { input: PASSWORD },
+    );
+    const r2r = await registryDigest(p.sk, `${p.target.host}/r2r/test/multi:1`, ["--creds", CREDS]);
+    assert.equal(r2r, sourceDigests.get("test/multi:1"));
     await airpackOk(
       ["copy", `oci:${layout}`, `docker://${p.target.host}/from-layout`, "--username", USER, "--password-stdin", "-q"],
       { input: PASSWORD },
