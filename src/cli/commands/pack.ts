@@ -136,7 +136,7 @@ export const packCommand = defineCommand({
       if (sources.length === 0) throw new UsageError("name at least one image (or -f FILE)");
       const result = await pack({
         sources,
-        registry: await registryAccess(a),
+        registry: { ...(await registryAccess(a)), signal },
         out,
         cacheDir: a.cache,
         compress,

@@ -54,7 +54,7 @@ async function runCopy(source: string, destination: string, a: DestinationArgs, 
   const result = await copyImages({
     source,
     destination,
-    registry: await registryAccess(a),
+    registry: { ...(await registryAccess(a)), signal },
     restoreDigests: a["restore-digests"],
     ...(a.map ? { maps: a.map } : {}),
     ...(a.tag ? { digestTag: a.tag } : {}),
