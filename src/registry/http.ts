@@ -105,9 +105,9 @@ export function schemeRefusal(url: URL, opts: HttpOptions): string | undefined {
 }
 
 /** Throws (not retryable) when schemeRefusal() refuses `url`. */
-export function checkScheme(url: URL, opts: HttpOptions, what: string): void {
+export function checkScheme(url: URL, opts: HttpOptions): void {
   const why = schemeRefusal(url, opts);
-  if (why) throw new NetworkError(`${what}: refusing ${url.href} (${why})`, false);
+  if (why) throw new NetworkError(`${url.host ? `${url.host}: ` : ""}refusing ${url.href} (${why})`, false);
 }
 
 /** The command's signal together with a request's own. */
@@ -266,7 +266,7 @@ export interface RequestInit {
  * small documents) an overall deadline; tied to the command's signal. No redirects, no retries.
  */
 export async function request(url: URL, init: RequestInit, opts: HttpOptions): Promise<HttpResponse> {
-  checkScheme(url, opts, where(url));
+  checkScheme(url, opts);
   const signal = combinedSignal(opts, init.signal);
   signal?.throwIfAborted();
   const secure = url.protocol === "https:";

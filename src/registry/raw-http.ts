@@ -50,7 +50,7 @@ export async function rawGet(
   opts: HttpOptions,
   signal?: AbortSignal,
 ): Promise<HttpResponse & { body: RawBody }> {
-  checkScheme(url, opts, where(url));
+  checkScheme(url, opts);
   const body = new RawBody(url);
   const head = await body.start(headers, opts, signal);
   return { ...head, body, url };
