@@ -64,7 +64,11 @@ const trickle =
   (n: number): Answer =>
   (socket) => {
     socket.write(head(n));
-    const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write("x")), 20);
+    let left = n;
+    const timer = setInterval(() => {
+      if (socket.destroyed || left-- <= 0) clearInterval(timer);
+      else socket.write("x");
+    }, 20);
   };
 
 /** Reads a stream 64 KiB per 200 ms (about 320 KiB/s, under the 1 MiB/s minimum). */
@@ -107,7 +111,7 @@ class BusySink implements BlockSink {
   }
 }
 
-describe("the minimum-throughput rule", () => {
+describe("the minimum-throughput rule", { timeout: 30_000 }, () => {
   const data = randomBytes(1024 * 1024);
 
   it("node:http: a fast server and a slow reader complete (airpack's own pace is not counted)", async () => {
@@ -159,7 +163,7 @@ describe("the minimum-throughput rule", () => {
   });
 });
 
-describe("the small-document deadline", () => {
+describe("the small-document deadline", { timeout: 30_000 }, () => {
   const opts: HttpOptions = { ...LIMITS, minSpeed: 0, docTimeoutMs: 300 };
 
   it("bounds a document answer as a whole, not retryable; a blob body has none", async () => {
