@@ -1,8 +1,9 @@
 import { createReadStream } from "node:fs";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, type Duplex, type Readable } from "node:stream";
 import { decompressStream } from "../compression/codecs";
 import { looksLikeTar, sniffCompression, type StreamFormat } from "../compression/sniff";
 import { fileErrorReason } from "../util/errors";
+import { TarGuard } from "./tar-guard";
 
 /** Read at least `n` bytes (or to EOF) from a stream without losing them. */
 async function peek(stream: Readable, n: number): Promise<Buffer> {
@@ -52,8 +53,8 @@ export function openInput(path: string): Readable {
 }
 
 /**
- * Decompress a bundle stream, detecting xz, zstd, gzip or plain tar by magic bytes.
- * Returns the tar stream and the detected format.
+ * Decompress a bundle stream, detecting xz, zstd, gzip or plain tar by magic bytes, and check its
+ * tar framing (TarGuard). Returns the tar stream and the detected format.
  */
 export async function openTarStream(
   input: Readable,
@@ -70,12 +71,20 @@ export async function openTarStream(
   if (format === "none") {
     if (!looksLikeTar(head))
       throw new Error(`${errorLabel}: not a bundle (neither a tar nor xz/zstd/gzip-compressed data)`);
-    const pass = new PassThrough({ highWaterMark: 1 << 20 });
-    input.on("error", (err) => pass.destroy(err));
-    return { tar: input.pipe(pass), format };
+    return { tar: guarded(input, new PassThrough({ highWaterMark: 1 << 20 }), errorLabel), format };
   }
-  const decoder = decompressStream(format, errorLabel);
+  return { tar: guarded(input, decompressStream(format, errorLabel), errorLabel), format };
+}
+
+/** input → decoder → TarGuard, errors passed down; when the guard is done with, so is the decoder. */
+function guarded(input: Readable, decoder: Duplex, errorLabel: string): Readable {
+  const guard = new TarGuard(errorLabel);
   input.on("error", (err) => decoder.destroy(err));
-  const tar = input.pipe(decoder) as Readable;
-  return { tar, format };
+  decoder.on("error", (err) => guard.destroy(err));
+  guard.once("close", () => {
+    decoder.destroy();
+    input.unpipe(decoder);
+  });
+  input.pipe(decoder).pipe(guard);
+  return guard;
 }

@@ -18,7 +18,9 @@ import { isIndex, isManifest, isNonDistributable } from "../oci/mediatypes";
 import { parseDockerManifest, type DockerManifestEntry } from "../oci/docker-manifest";
 import { safeTarPath } from "../util/tar-index";
 import type { StreamFormat } from "../compression/sniff";
-import { BUNDLE_FORMAT_VERSION, METADATA_FILE, type BundleMetadata } from "./format";
+import { MAX_BLOBS, MAX_INDEX_DEPTH, MAX_JSON_TOTAL_BYTES } from "../oci/limits";
+import { METADATA_FILE, parseMetadata } from "./format";
+import type { BundleMetadata } from "./format";
 import { openTarStream } from "./input";
 
 /** An entry as tar-stream's extractor yields it. */
@@ -30,6 +32,8 @@ interface Expected {
   desc: Descriptor;
   kind: Kind;
   label: string;
+  /** Indexes and manifests: the longest path from index.json to it (index.json's entries are 1). */
+  depth?: number;
 }
 
 export interface BundleContents {
@@ -69,6 +73,11 @@ async function readAll(stream: AsyncIterable<unknown>, limit: number, label: str
   return Buffer.concat(chunks);
 }
 
+/** Indexes and manifests have a place in the graph's depth; other blobs do not. */
+function depthOf(desc: Descriptor, depth: number): number | undefined {
+  return isIndex(desc.mediaType) || isManifest(desc.mediaType) ? depth : undefined;
+}
+
 function kindOf(desc: Descriptor): Kind {
   return isIndex(desc.mediaType) ? "index" : isManifest(desc.mediaType) ? "manifest" : "extra";
 }
@@ -82,6 +91,10 @@ export class BundleReader {
   readonly contents: BundleContents;
   private readonly expected = new Map<Digest, Expected>();
   private readonly seenFiles = new Set<string>();
+  /** What each index read so far lists (to carry a depth that grows down to its children). */
+  private readonly children = new Map<Digest, Descriptor[]>();
+  /** Bytes of JSON held (every document of a bundle is kept while it is read). */
+  private jsonBytes = 0;
   private sawIndex = false;
   private sawLayout = false;
   private done = false;
@@ -174,12 +187,39 @@ export class BundleReader {
     return err instanceof Error ? err : new Error(String(err));
   }
 
-  private expect(desc: Descriptor, kind: Kind, label: string): void {
+  private expect(desc: Descriptor, kind: Kind, label: string, depth?: number): void {
     const prior = this.expected.get(desc.digest);
     if (prior && prior.desc.size !== desc.size) {
       throw new Error(`${label}: ${desc.digest} is listed with two sizes (${prior.desc.size} and ${desc.size})`);
     }
-    if (!prior || (prior.kind === "extra" && kind !== "extra")) this.expected.set(desc.digest, { desc, kind, label });
+    if (!prior || (prior.kind === "extra" && kind !== "extra")) {
+      if (!prior && this.expected.size >= MAX_BLOBS) {
+        throw new Error(`${this.label}: more than ${MAX_BLOBS} distinct blobs referenced (the limit for one bundle)`);
+      }
+      this.expected.set(desc.digest, { desc, kind, label, ...(prior?.depth ? { depth: prior.depth } : {}) });
+    }
+    if (depth !== undefined) this.deepen(desc.digest, depth, label);
+  }
+
+  /**
+   * Record that an index or manifest sits `depth` levels below index.json, and carry a deeper
+   * position down to what it lists (iteratively; each digest deepens at most MAX_INDEX_DEPTH times).
+   */
+  private deepen(digest: Digest, depth: number, label: string): void {
+    const todo: [Digest, number, string][] = [[digest, depth, label]];
+    for (let item = todo.pop(); item; item = todo.pop()) {
+      const [d, n, what] = item;
+      const exp = this.expected.get(d);
+      if (!exp || (exp.depth ?? 0) >= n) continue;
+      if (n > MAX_INDEX_DEPTH) {
+        throw new Error(
+          `${this.label}: ${what.split(" → ")[0]!}: indexes nest more than ${MAX_INDEX_DEPTH} levels deep below index.json ` +
+            `(the limit), at ${shortDigest(d)}…`,
+        );
+      }
+      exp.depth = n;
+      for (const child of this.children.get(d) ?? []) todo.push([child.digest, n + 1, `${what} → ${child.digest}`]);
+    }
   }
 
   private async accept(entry: TarEntry): Promise<BundleEntry | undefined> {
@@ -187,6 +227,8 @@ export class BundleReader {
     const h = entry.header;
     const path = safeTarPath(h.name, label);
     if (h.type === "directory") {
+      if (this.seenFiles.has(`${path}/`)) throw new Error(`${label}: directory entry "${path}/" appears twice`);
+      this.seenFiles.add(`${path}/`);
       entry.resume();
       return undefined;
     }
@@ -204,6 +246,7 @@ export class BundleReader {
     const blobMatch = BLOB_PATH.exec(path);
     if (!blobMatch) {
       if (!KNOWN_FILES.has(path)) throw new Error(`${label}: unexpected entry "${path}" (not part of an OCI layout)`);
+      this.holdJson(size, `${label}: ${path}`);
       const bytes = await readAll(entry, MAX_JSON_BYTES, `${label}: ${path}`);
       this.acceptFile(path, bytes);
       return { type: "file", path, bytes };
@@ -230,9 +273,23 @@ export class BundleReader {
       entry.on("error", (err: Error) => check.destroy(this.streamErrors.has(err) ? this.failure(err) : err));
       return { type: "layer", desc: exp.desc, label: entryLabel, data: entry.pipe(check) };
     }
+    this.holdJson(size, `${label}: ${exp.label}`);
     const bytes = await readAll(entry, MAX_JSON_BYTES, `${label}: ${exp.label}`);
     this.acceptSmallBlob(digest, bytes, exp);
     return { type: "small", desc: exp.desc, bytes };
+  }
+
+  /** A JSON document of `size` bytes is about to be read and kept: refused, before a byte is read, over the limits. */
+  private holdJson(size: number, what: string): void {
+    if (size > MAX_JSON_BYTES) {
+      throw new Error(`${what}: ${size} bytes, over the ${MAX_JSON_BYTES}-byte limit for JSON documents`);
+    }
+    this.jsonBytes += size;
+    if (this.jsonBytes > MAX_JSON_TOTAL_BYTES) {
+      throw new Error(
+        `${this.label}: its JSON documents come to more than ${MAX_JSON_TOTAL_BYTES} bytes (the limit for one bundle)`,
+      );
+    }
   }
 
   /** oci-layout, index.json, manifest.json and airpack.json: parsed, checked, and what they reference expected. */
@@ -244,17 +301,12 @@ export class BundleReader {
       this.sawLayout = true;
     } else if (path === "index.json") {
       contents.index = parseIndex(bytes, `${label}: index.json`);
-      for (const d of contents.index.manifests) this.expect(d, kindOf(d), `image ${imageName(d)}`);
+      for (const d of contents.index.manifests) this.expect(d, kindOf(d), `image ${imageName(d)}`, depthOf(d, 1));
       this.sawIndex = true;
     } else if (path === "manifest.json") {
       contents.dockerManifest = parseDockerManifest(bytes, `${label}: manifest.json`);
     } else if (path === METADATA_FILE) {
-      const meta = parseJson(bytes, `${label}: ${METADATA_FILE}`) as unknown as BundleMetadata;
-      if (typeof meta.airpackBundleVersion !== "number" || meta.airpackBundleVersion > BUNDLE_FORMAT_VERSION) {
-        throw new Error(
-          `${label}: bundle format version ${String(meta.airpackBundleVersion)} is newer than this airpack supports; upgrade airpack`,
-        );
-      }
+      const meta = parseMetadata(bytes, `${label}: ${METADATA_FILE}`);
       contents.metadata = meta;
       for (const d of meta.extraBlobs ?? []) this.expect(d, "extra", "recorded original index");
     }
@@ -267,7 +319,11 @@ export class BundleReader {
       const idx = parseIndex(bytes, `${label}: ${exp.label}`);
       contents.indexes.set(digest, idx);
       if (exp.kind === "index") {
-        for (const child of idx.manifests) this.expect(child, kindOf(child), `${exp.label} → ${child.digest}`);
+        this.children.set(digest, idx.manifests);
+        const depth = (exp.depth ?? 1) + 1;
+        for (const child of idx.manifests) {
+          this.expect(child, kindOf(child), `${exp.label} → ${child.digest}`, depthOf(child, depth));
+        }
       }
     } else if (exp.kind === "manifest") {
       const m = parseManifest(bytes, `${label}: ${exp.label}`);
@@ -276,7 +332,16 @@ export class BundleReader {
       m.layers.forEach((l, i) => this.expect(l, "layer", `layer ${i} of ${exp.label}`));
     } else if (exp.kind === "config") {
       const isImageConfig = /container\.image\.v1\+json|image\.config\.v1\+json/.test(exp.desc.mediaType);
-      if (isImageConfig) contents.configs.set(digest, parseConfig(bytes, `${label}: ${exp.label}`));
+      if (isImageConfig) {
+        // Kept for inspect (platform, layers): not the whole document, which can be megabytes of history.
+        const { architecture, os, variant, rootfs } = parseConfig(bytes, `${label}: ${exp.label}`);
+        contents.configs.set(digest, {
+          ...(architecture !== undefined ? { architecture } : {}),
+          ...(os !== undefined ? { os } : {}),
+          ...(variant !== undefined ? { variant } : {}),
+          ...(rootfs !== undefined ? { rootfs } : {}),
+        });
+      }
     }
   }
 

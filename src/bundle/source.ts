@@ -1,8 +1,8 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { finished } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import { checkBytes, imageName, type Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
 import { isNonDistributable } from "../oci/mediatypes";
@@ -10,7 +10,8 @@ import { defaultThreads } from "../compression/codecs";
 import { describeRecipe } from "../recipes/identify";
 import type { GzipRecipe } from "../recipes/format";
 import { regenerateGzipThreaded } from "../recipes/threaded";
-import type { CarriedRecipe, ImageSource, NamedImage } from "../transports/types";
+import type { CarriedRecipe, ImageSource, NamedImage, UncompressedLimit } from "../transports/types";
+import { maxUncompressedSize } from "../oci/limits";
 import { makeTempDir, streamToFile } from "../util/atomic";
 import { Limiter } from "../util/pool";
 import { drain } from "../util/streams";
@@ -61,6 +62,8 @@ export class BundleSource implements ImageSource {
   private readonly roots = new Map<string, Descriptor>();
   private readonly foreign = new Set<Digest>();
   private readonly spooled = new Map<Digest, string>();
+  /** Uncompressed sizes airpack.json records, by the compressed layer's digest. */
+  private readonly recordedSizes = new Map<Digest, number>();
   /**
    * Requests still to come for a stored blob: one per blob served from it (itself, and each layer
    * rebuilt from it). A blob wanted more than once is spooled; the copy goes when this reaches 0.
@@ -92,7 +95,23 @@ export class BundleSource implements ImageSource {
       throw err;
     }
     if (source.restore && source.plan()) source.recipeFor = (layer) => source.rebuilds.get(layer.digest);
+    for (const img of source.contents.metadata?.images ?? []) {
+      for (const l of img.manifests.flatMap((m) => m.layers)) {
+        if (l.uncompressedSize !== undefined) source.recordedSizes.set(l.source.digest, l.uncompressedSize);
+      }
+    }
     return source;
+  }
+
+  /**
+   * A compressed layer holds what airpack.json recorded for it, exactly; with nothing recorded, at
+   * most MAX_LAYER_RATIO times its size (docs/bundle-format.md, "Limits").
+   */
+  uncompressedLimit(layer: Descriptor): UncompressedLimit {
+    const recorded = this.recordedSizes.get(layer.digest);
+    return recorded !== undefined
+      ? { size: recorded, exact: true }
+      : { size: maxUncompressedSize(layer.size), exact: false };
   }
 
   /** What the reader has seen: metadata, index, manifests, verified blobs. */
@@ -204,7 +223,7 @@ export class BundleSource implements ImageSource {
       const regen = regenerateGzipThreaded(r.recipe);
       const check = new DigestStream(original, label);
       data.on("error", (err) => regen.destroy(err));
-      regen.on("error", (err) => check.destroy(err));
+      regen.on("error", (err) => check.destroy(labelled(err, label)));
       return data.pipe(regen).pipe(check);
     }
     // Spool the uncompressed blob so the bundle can be read on while workers rebuild it.
@@ -212,12 +231,20 @@ export class BundleSource implements ImageSource {
     this.rebuilding++;
     try {
       const target = join(await this.spoolDirectory(), `${original.digest.slice(7)}.rebuilt`);
-      await this.workers.run(() =>
-        streamToFile(
-          createReadStream(file).pipe(regenerateGzipThreaded(r.recipe)).pipe(new DigestStream(original, label)),
-          target,
-        ),
-      );
+      // One pipeline, so that an error anywhere (a worker's too) fails this rebuild, and only it.
+      await this.workers.run(async () => {
+        try {
+          await pipeline(
+            createReadStream(file),
+            regenerateGzipThreaded(r.recipe),
+            new DigestStream(original, label),
+            createWriteStream(target, { flags: "wx", mode: 0o644 }),
+          );
+        } catch (err) {
+          await rm(target, { force: true });
+          throw labelled(err, label);
+        }
+      });
       const out = createReadStream(target);
       out.once("close", () => void rm(target, { force: true }));
       return out;
@@ -389,6 +416,14 @@ export class BundleSource implements ImageSource {
     this.failAll(new Error(`${this.label}: closed`));
     if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
+}
+
+/** A worker's error ("recipe: …") as one that says which layer it was rebuilding. */
+function labelled(err: unknown, label: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return e.message.startsWith(label) || e.message.startsWith("bundle ")
+    ? e
+    : new Error(`${label}: ${e.message}`, { cause: e });
 }
 
 function rebuildLabel(original: Descriptor, recipe: GzipRecipe): string {

@@ -15,6 +15,7 @@ import { UsageError } from "../util/errors";
 import type { ProgressListener } from "../util/progress";
 import type { BundleMetadata } from "./format";
 import { BundleSource } from "./source";
+import { DeepCheckSink } from "./deep";
 import { layoutFiles } from "./writer";
 import { checkOutputParent } from "./output";
 import { defaultThreads } from "../compression/codecs";
@@ -136,12 +137,20 @@ export function zstdLayers(contents: BundleContents): number {
   return seen.size;
 }
 
-/** verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every original layer can be rebuilt). */
-export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {
+/**
+ * verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every
+ * original layer can be rebuilt). `deep` also decompresses every compressed layer and checks it
+ * against its config's diff_id, within the size airpack.json records or the ratio bound.
+ */
+export async function verify(input: string, signal?: AbortSignal, deep = false): Promise<BundleContents> {
   const source = await BundleSource.open(input, signal ? { signal } : {});
+  const sink = deep ? new DeepCheckSink(source) : new NullSink();
   try {
-    await copyToLayout(source, await source.images(), new NullSink(), {
-      files: (plan) => layoutFiles(plan),
+    await copyToLayout(source, await source.images(), sink, {
+      files: (plan) => {
+        if (sink instanceof DeepCheckSink) sink.learn(plan);
+        return layoutFiles(plan);
+      },
       ahead: REBUILD_AHEAD,
       beforeCommit: () => source.finish(),
       ...(signal ? { signal } : {}),
@@ -214,13 +223,19 @@ export function summarize(contents: BundleContents): BundleSummary {
   const images: ImageSummary[] = contents.index.manifests.map((root) => {
     const name = imageName(root);
     const metaImage = meta?.images.find((i) => i.name === name);
+    // Depth first in list order, each index once and each (manifest, platform) once: an index graph
+    // with many paths to the same documents costs one step per reference, not per path.
     const leaves: Descriptor[] = [];
-    const walk = (d: Descriptor): void => {
+    const walked = new Set<string>();
+    const todo: Descriptor[] = [root];
+    for (let d = todo.pop(); d; d = todo.pop()) {
       const idx = isIndex(d.mediaType) ? contents.indexes.get(d.digest) : undefined;
-      if (idx) idx.manifests.forEach(walk);
+      const key = idx ? d.digest : `${d.digest} ${formatPlatform(d.platform)}`;
+      if (walked.has(key)) continue;
+      walked.add(key);
+      if (idx) todo.push(...[...idx.manifests].reverse());
       else if (contents.manifests.has(d.digest)) leaves.push(d);
-    };
-    walk(root);
+    }
     const restoredName = metaImage?.restored ? nameForDigest(name, metaImage.restored.digest) : undefined;
     return {
       name,

@@ -11,6 +11,7 @@ import { serveCommand } from "./commands/serve";
 import { unpackCommand } from "./commands/unpack";
 import { verifyCommand } from "./commands/verify";
 import { abortOnSignals } from "./signals";
+import { removeLeftoversNow } from "../util/leftovers";
 
 // One module per command under commands/; each loads its implementation (unpack, the store) only
 // when it runs, so start-up and --help stay fast.
@@ -66,6 +67,16 @@ export function run(): void {
       process.exit(1);
     }
   });
+  // A bug that escapes every handler still ends as one line, exit 1, and no temp files or children.
+  const crash = (err: unknown): void => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    process.stderr.write(`airpack: internal error: ${e.message.split("\n")[0] ?? ""} (please report)\n`);
+    if (process.env.AIRPACK_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
+    removeLeftoversNow();
+    process.exit(1);
+  };
+  process.on("uncaughtException", crash);
+  process.on("unhandledRejection", crash);
   // Installed first, so a Ctrl-C during start-up is handled the same way.
   const signal = abortOnSignals();
   main(process.argv.slice(2), signal)

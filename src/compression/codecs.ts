@@ -4,6 +4,7 @@ import { Duplex, PassThrough, type Transform } from "node:stream";
 import { availableParallelism } from "node:os";
 import { createGunzip, createGzip } from "node:zlib";
 import type * as ZstdNapi from "zstd-napi";
+import type * as ZstdBinding from "zstd-napi/binding";
 import type { StreamFormat } from "./sniff";
 
 export interface CompressOptions {
@@ -128,6 +129,87 @@ function spawnFilter(cmd: string, args: string[], errorLabel: string): Duplex {
   return new ChildFilter(cmd, args, errorLabel);
 }
 
+function zstdBinding(): typeof ZstdBinding {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("zstd-napi/binding") as typeof ZstdBinding;
+}
+
+/**
+ * zstd decompression that waits for its reader. zstd-napi's DecompressStream pushes everything one
+ * input chunk inflates to before it returns (a 1 MiB chunk of a zstd bomb is tens of GB), so memory
+ * would follow the compression ratio; this one stops producing as soon as push() says the reader
+ * is full, and goes on from where it was when asked to read again. Output comes in pieces of at most
+ * the library's recommended size (128 KiB).
+ */
+class ZstdDecoder extends Duplex {
+  private readonly dctx: InstanceType<typeof ZstdBinding.DCtx>;
+  private readonly outSize: number;
+  private input?: Buffer;
+  private written?: (err?: Error | null) => void;
+  private inFrame = false;
+  private paused = false;
+
+  constructor() {
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    const binding = zstdBinding();
+    this.dctx = new binding.DCtx();
+    this.outSize = binding.dStreamOutSize();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.input = chunk;
+    this.written = cb;
+    this.decode();
+  }
+
+  /** Decode the input at hand until it is used up or the reader is full. */
+  private decode(): void {
+    try {
+      while (this.input) {
+        const out = Buffer.allocUnsafe(this.outSize);
+        const [ret, produced, consumed] = this.dctx.decompressStream(out, this.input);
+        this.input = this.input.subarray(consumed);
+        this.inFrame = ret !== 0;
+        // Done with this chunk once it is consumed and the decoder holds nothing more back.
+        if (this.input.length === 0 && (produced < out.length || ret === 0)) this.input = undefined;
+        if (produced > 0 && !this.push(out.subarray(0, produced)) && this.input) {
+          this.paused = true;
+          return;
+        }
+      }
+    } catch (err) {
+      const cb = this.written;
+      this.written = undefined;
+      this.input = undefined;
+      (cb ?? ((e: Error) => this.destroy(e)))(err as Error);
+      return;
+    }
+    const cb = this.written;
+    this.written = undefined;
+    cb?.();
+  }
+
+  override _read(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    // Through the event loop, not straight on: a reader that takes each piece at once (verify's
+    // drain) would otherwise keep decoding one input chunk in a chain of next-ticks for as long as
+    // a bomb lasts, and signals and timers (Ctrl-C, the grace period) would never get their turn.
+    setImmediate(() => {
+      if (!this.destroyed) this.decode();
+    });
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.inFrame) {
+      cb(new Error("Stream ended in middle of compressed data frame"));
+      return;
+    }
+    this.push(null);
+    cb();
+  }
+}
+
 function zstd(): typeof ZstdNapi {
   // Loaded lazily: a native addon, and most commands never touch zstd (measured ~3 ms at start-up).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -169,7 +251,7 @@ export function decompressStream(format: StreamFormat, errorLabel: string): Dupl
     case "gzip":
       return createGunzip({ chunkSize: 1 << 16 });
     case "zstd":
-      return new (zstd().DecompressStream)();
+      return new ZstdDecoder();
     case "xz":
       if (hasSystemXz())
         return spawnFilter("xz", ["-d", "-c", "-q", `-T${defaultThreads()}`], `${errorLabel}: corrupt xz stream`);

@@ -26,6 +26,7 @@ import { nameForDigest, pinnedDigest } from "../oci/reference";
 import type { Store } from "../store/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import { mapPool, type Limiter } from "../util/pool";
+import { MAX_INDEX_DEPTH } from "../oci/limits";
 import type { GzipRecipe } from "../recipes/format";
 import type { ProgressListener } from "../util/progress";
 
@@ -97,6 +98,8 @@ interface Ctx {
   opts: CopyOptions;
   image: NamedImage;
   report: ImageReport;
+  /** Documents copied so far, by digest: one listed many times (or on many levels) is copied once. */
+  copied: Map<string, Promise<Copied>>;
 }
 
 /** Copy one named image (index or manifest) from a source into the store, converting layers. */
@@ -121,8 +124,8 @@ export async function copyImage(
     manifests: [],
     skipped: [],
   };
-  const ctx: Ctx = { source, store, opts, image, report };
-  let copied = await copyNode(ctx, image.descriptor, image.name, true);
+  const ctx: Ctx = { source, store, opts, image, report, copied: new Map() };
+  let copied = await copyNode(ctx, image.descriptor, image.name, true, 1);
   const pin = pinnedDigest(image.name);
   if (pin && copied.only) {
     // A digest names one thing: one platform taken from a pinned index is carried as that
@@ -170,13 +173,43 @@ async function keepOriginal(ctx: Ctx, desc: Descriptor, bytes: Uint8Array, error
   ctx.report.originals.push({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size });
 }
 
-async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boolean): Promise<Copied> {
+/**
+ * Copy one document and what it references, once per digest: a later reference to the same digest
+ * gets the same result (a manifest listed again under another platform is reported under that one too).
+ * `depth` is its level below the image's root (1); nesting deeper than MAX_INDEX_DEPTH is refused.
+ */
+async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boolean, depth: number): Promise<Copied> {
+  if (depth > MAX_INDEX_DEPTH) {
+    throw new Error(`${errorLabel}: indexes nest more than ${MAX_INDEX_DEPTH} levels deep (the limit)`);
+  }
+  const earlier = ctx.copied.get(desc.digest);
+  if (earlier) {
+    const result = await earlier;
+    const same = ctx.report.manifests.filter((m) => m.sourceDigest === desc.digest);
+    const platform = formatPlatform(desc.platform);
+    if (same[0] && desc.platform && !same.some((m) => formatPlatform(m.platform) === platform)) {
+      ctx.report.manifests.push({ ...same[0], platform: desc.platform });
+    }
+    return result;
+  }
+  const copying = copyNodeOnce(ctx, desc, errorLabel, top, depth);
+  ctx.copied.set(desc.digest, copying);
+  return copying;
+}
+
+async function copyNodeOnce(
+  ctx: Ctx,
+  desc: Descriptor,
+  errorLabel: string,
+  top: boolean,
+  depth: number,
+): Promise<Copied> {
   if (isSchema1(desc.mediaType)) {
     throw new Error(
       `${errorLabel}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
     );
   }
-  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, errorLabel);
+  if (isIndex(desc.mediaType)) return copyIndex(ctx, desc, errorLabel, depth);
   if (isManifest(desc.mediaType)) return copyManifest(ctx, desc, errorLabel);
   const bytes = await ctx.source.fetchSmall(desc, errorLabel);
   let doc: Record<string, unknown>;
@@ -188,7 +221,7 @@ async function copyNode(ctx: Ctx, desc: Descriptor, errorLabel: string, top: boo
     });
   }
   const type = sniffManifestType(doc);
-  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, errorLabel);
+  if (type && isIndex(type)) return copyIndex(ctx, { ...desc, mediaType: type }, errorLabel, depth);
   if (type && isManifest(type)) return copyManifest(ctx, { ...desc, mediaType: type }, errorLabel);
   if (top) throw new Error(`${errorLabel}: ${desc.mediaType} is neither an image index nor a manifest`);
   // An artifact manifest of a type we don't know, referenced from an index: copied as it is.
@@ -222,7 +255,7 @@ function selectChild(ctx: Ctx, child: Descriptor, siblings: Descriptor[]): strin
   return opts.platforms.some((p) => platformMatches(p, child.platform)) ? undefined : "platform not selected";
 }
 
-async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promise<Copied> {
+async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string, depth: number): Promise<Copied> {
   const bytes = await ctx.source.fetchSmall(desc, errorLabel);
   const index = parseIndex(bytes, errorLabel);
   const doc = parseJson(bytes, errorLabel) as { manifests: unknown[] };
@@ -248,7 +281,7 @@ async function copyIndex(ctx: Ctx, desc: Descriptor, errorLabel: string): Promis
   let onlyCopied: Copied | undefined;
   const restoredEntries: unknown[] = [];
   for (const { i, child } of kept) {
-    const copied = await copyNode(ctx, child, `${errorLabel} [${formatPlatform(child.platform)}]`, false);
+    const copied = await copyNode(ctx, child, `${errorLabel} [${formatPlatform(child.platform)}]`, false, depth + 1);
     onlyCopied = copied;
     const entry = { ...(doc.manifests[i] as Record<string, unknown>) };
     const restoredEntry = { ...entry };

@@ -104,7 +104,7 @@ async function convertOneLayer(
   if (!diffId) throw new Error(`${errorLabel}: no diff_id in the config for this layer; cannot verify a conversion`);
 
   const raw = await source.blob(layer, errorLabel, opts.signal);
-  const diffCheck = diffIdCheck(diffId, errorLabel);
+  const diffCheck = diffIdCheck(diffId, errorLabel, source.uncompressedLimit?.(layer));
   const stages = [
     meter(id, label, layer.size, opts.onProgress),
     decompressLayer(from, errorLabel),
@@ -157,7 +157,7 @@ async function copyOneBlob(
       return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
     }
     // In the store but never checked against this diff_id: check it from the stored copy.
-    const check = diffIdCheck(diffId, errorLabel);
+    const check = diffIdCheck(diffId, errorLabel, source.uncompressedLimit?.(layer));
     await pipeline(
       await store.blob(layer, errorLabel, opts.signal),
       decompressLayer(compression, errorLabel),
@@ -191,7 +191,7 @@ async function copyOneBlob(
     return { descriptor, action: "copied", ...(compression === "none" ? { uncompressedSize: layer.size } : {}) };
   }
   const metered = await open();
-  const check = diffIdCheck(diffId, errorLabel);
+  const check = diffIdCheck(diffId, errorLabel, source.uncompressedLimit?.(layer));
   const side = pipeline(metered, decompressLayer(compression, errorLabel), check, discard());
   side.catch(() => undefined); // awaited by putBlob; this only stops an early unhandled rejection
   await store.putVerifiedBlob(layer, metered, errorLabel, opts.signal, { gate: side });

@@ -1,6 +1,13 @@
 import { parseDigest, sha256, DigestMismatchError, type Digest } from "./digest";
-import { isSchema1, layerCompression, MediaType } from "./mediatypes";
+import {
+  isIndex as isIndexType,
+  isManifest as isManifestType,
+  isSchema1,
+  layerCompression,
+  MediaType,
+} from "./mediatypes";
 import { parsePlatform, type Platform } from "./platform";
+import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from "./limits";
 
 export interface Descriptor {
   mediaType: string;
@@ -37,8 +44,8 @@ export interface ImageConfig {
   [key: string]: unknown;
 }
 
-/** Cap on any JSON document read from untrusted input (manifests, configs, index.json). */
-export const MAX_JSON_BYTES = 4 * 1024 * 1024;
+/** Cap on any JSON document read from untrusted input (manifests, configs, index.json): see limits.ts. */
+export { MAX_JSON_BYTES };
 
 export const Annotation = {
   refName: "org.opencontainers.image.ref.name",
@@ -56,6 +63,8 @@ export function parseJson(bytes: Uint8Array, errorLabel: string, limit = MAX_JSO
   if (bytes.length > limit) {
     throw new Error(`${errorLabel}: JSON document is ${bytes.length} bytes, over the ${limit}-byte limit`);
   }
+  const depth = jsonDepth(bytes, MAX_JSON_DEPTH);
+  if (depth > MAX_JSON_DEPTH) throw new Error(`${errorLabel}: JSON nested more than ${MAX_JSON_DEPTH} levels deep`);
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(bytes).toString("utf8"));
@@ -66,6 +75,31 @@ export function parseJson(bytes: Uint8Array, errorLabel: string, limit = MAX_JSO
     throw new Error(`${errorLabel}: expected a JSON object`);
   }
   return value as Json;
+}
+
+/**
+ * How deeply arrays and objects nest in a JSON text, counted up to `stop` + 1 (enough to refuse it):
+ * what parses fine can still overflow the stack of whoever walks or re-encodes it later.
+ */
+export function jsonDepth(bytes: Uint8Array, stop: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) {
+        max = depth;
+        if (max > stop) return max;
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }
 
 function stringMap(value: unknown, errorLabel: string): Record<string, string> | undefined {
@@ -117,8 +151,31 @@ export function sniffManifestType(doc: Json): string | undefined {
   return undefined;
 }
 
+/**
+ * A document that is an index and a manifest at once (CVE-2021-41190): readers that go by the
+ * descriptor's media type and readers that go by its keys would see different content. Refused, as
+ * containerd and distribution do since.
+ */
+function refusePolyglot(doc: Json, as: "index" | "manifest", errorLabel: string): void {
+  const manifestKeys = doc.config !== undefined || doc.layers !== undefined;
+  const ambiguous = doc.manifests !== undefined && manifestKeys;
+  const declared = typeof doc.mediaType === "string" ? doc.mediaType : undefined;
+  const otherKind =
+    as === "index"
+      ? declared !== undefined && isManifestType(declared)
+      : declared !== undefined && isIndexType(declared);
+  if (ambiguous || otherKind) {
+    throw new Error(
+      `${errorLabel}: read as ${as === "index" ? "an index" : "a manifest"}, but the document ` +
+        (ambiguous ? "has both manifests and config/layers" : `says it is ${declared}`) +
+        " (an index/manifest polyglot, CVE-2021-41190)",
+    );
+  }
+}
+
 export function parseIndex(bytes: Uint8Array, errorLabel: string): ImageIndex {
   const doc = parseJson(bytes, errorLabel);
+  refusePolyglot(doc, "index", errorLabel);
   if (doc.schemaVersion !== 2) throw new Error(`${errorLabel}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
   if (!Array.isArray(doc.manifests)) throw new Error(`${errorLabel}: index has no manifests array`);
   const index: ImageIndex = {
@@ -134,6 +191,7 @@ export function parseIndex(bytes: Uint8Array, errorLabel: string): ImageIndex {
 export function parseManifest(bytes: Uint8Array, errorLabel: string): ImageManifest {
   const doc = parseJson(bytes, errorLabel);
   const type = sniffManifestType(doc);
+  if (!(type && isSchema1(type))) refusePolyglot(doc, "manifest", errorLabel);
   if (type && isSchema1(type)) {
     throw new Error(
       `${errorLabel}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,

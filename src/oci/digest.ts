@@ -54,7 +54,8 @@ export class DigestStream extends Transform {
   private result?: { digest: Digest; size: number };
 
   constructor(
-    private readonly expected?: { digest: string; size?: number },
+    /** `maxSize`: fail at the first byte past it (a bound, where `size` is the exact size). */
+    private readonly expected?: { digest: string; size?: number; maxSize?: number },
     private readonly errorLabel = "blob",
   ) {
     super();
@@ -81,6 +82,10 @@ export class DigestStream extends Transform {
           { digest: "sha256:?", size: this.count },
         ),
       );
+      return;
+    }
+    if (want?.maxSize !== undefined && this.count > want.maxSize) {
+      callback(new Error(`${this.errorLabel}: more than ${want.maxSize} bytes (the limit for it)`));
       return;
     }
     this.hash.update(chunk);

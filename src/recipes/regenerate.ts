@@ -13,8 +13,16 @@ interface Member {
 }
 
 function membersOf(recipe: GzipRecipe): Member[] {
+  if (recipe.format !== "gzip")
+    throw new Error(`recipe format "${String(recipe.format)}" is not gzip; upgrade airpack`);
+  if (recipe.members !== undefined && (!Array.isArray(recipe.members) || recipe.members.length === 0)) {
+    throw new Error("recipe: members is not a list of members");
+  }
   const list = recipe.members ?? [{ ...recipe, size: Number.POSITIVE_INFINITY }];
   return list.map((m) => {
+    if (m.size !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(m.size) && m.size >= 0)) {
+      throw new Error(`recipe: member size ${String(m.size)} is not a byte count`);
+    }
     const candidate = candidateById(m.encoder);
     if (!candidate) {
       throw new Error(`recipe needs encoder "${m.encoder}", which this airpack does not have; upgrade airpack`);

@@ -5,6 +5,7 @@ import { blobPath } from "./layout";
 import type { ImageSource, NamedImage } from "./types";
 import { dockerTag, type DockerManifestEntry } from "../oci/docker-manifest";
 import { nameForDigest } from "../oci/reference";
+import { MAX_INDEX_DEPTH } from "../oci/limits";
 
 /** Everything a layout tar needs, small documents first so readers can plan before layers. */
 export interface LayoutPlan {
@@ -46,34 +47,50 @@ export async function planLayout(
     }
     return bytes;
   };
-  /** Whether the root holds a runnable image; walks into `plan` only when `add` is set. */
-  const runnable = async (desc: Descriptor, errorLabel: string): Promise<boolean> => {
-    const bytes = await source.fetchSmall(desc, errorLabel);
-    if (isIndex(desc.mediaType)) {
-      for (const child of parseIndex(bytes, errorLabel).manifests)
-        if (await runnable(child, `${errorLabel} ${child.digest}`)) return true;
-      return false;
+  /** Whether the root holds a runnable image (each document looked at once, however often it is listed). */
+  const runnable = async (root: Descriptor, rootLabel: string): Promise<boolean> => {
+    const looked = new Set<string>();
+    const todo: Visit[] = [{ desc: root, label: rootLabel, depth: 1 }];
+    for (let v = todo.pop(); v; v = todo.pop()) {
+      if (looked.has(v.desc.digest)) continue;
+      looked.add(v.desc.digest);
+      const bytes = await source.fetchSmall(v.desc, v.label);
+      if (isIndex(v.desc.mediaType)) {
+        todo.push(...children(parseIndex(bytes, v.label).manifests, v).reverse());
+      } else if (isManifest(v.desc.mediaType) && isRunnableImage(parseManifest(bytes, v.label))) return true;
     }
-    return isManifest(desc.mediaType) && isRunnableImage(parseManifest(bytes, errorLabel));
+    return false;
   };
-  const walk = async (desc: Descriptor, errorLabel: string): Promise<void> => {
-    const bytes = await addSmall(desc, errorLabel);
-    if (isIndex(desc.mediaType)) {
-      for (const child of parseIndex(bytes, errorLabel).manifests) await walk(child, `${errorLabel} ${child.digest}`);
-      return;
-    }
-    if (!isManifest(desc.mediaType)) return;
-    const m = parseManifest(bytes, errorLabel);
-    manifests.set(desc.digest, { config: m.config, layers: m.layers });
-    await addSmall(m.config, `${errorLabel} config`);
-    for (const layer of m.layers) {
-      if (seen.has(layer.digest)) continue;
-      if (isNonDistributable(layer.mediaType) && !coming.has(layer.digest) && !(await source.hasBlob(layer))) {
-        plan.foreign.push(layer);
+  /**
+   * Every document below `root` into the plan, parents before children in list order (depth first),
+   * each walked once: an index that lists the same child many times, on many levels, costs one visit
+   * per distinct document, not one per path.
+   */
+  const walked = new Set<string>();
+  const walk = async (root: Descriptor, rootLabel: string): Promise<void> => {
+    const todo: Visit[] = [{ desc: root, label: rootLabel, depth: 1 }];
+    for (let v = todo.pop(); v; v = todo.pop()) {
+      const { desc, label: errorLabel } = v;
+      if (walked.has(desc.digest)) continue;
+      walked.add(desc.digest);
+      const bytes = await addSmall(desc, errorLabel);
+      if (isIndex(desc.mediaType)) {
+        todo.push(...children(parseIndex(bytes, errorLabel).manifests, v).reverse());
         continue;
       }
-      seen.add(layer.digest);
-      plan.layers.push(layer);
+      if (!isManifest(desc.mediaType)) continue;
+      const m = parseManifest(bytes, errorLabel);
+      manifests.set(desc.digest, { config: m.config, layers: m.layers });
+      await addSmall(m.config, `${errorLabel} config`);
+      for (const layer of m.layers) {
+        if (seen.has(layer.digest)) continue;
+        if (isNonDistributable(layer.mediaType) && !coming.has(layer.digest) && !(await source.hasBlob(layer))) {
+          plan.foreign.push(layer);
+          continue;
+        }
+        seen.add(layer.digest);
+        plan.layers.push(layer);
+      }
     }
   };
 
@@ -101,6 +118,22 @@ export async function planLayout(
   return plan;
 }
 
+interface Visit {
+  desc: Descriptor;
+  label: string;
+  /** Levels below index.json (its entries are 1). */
+  depth: number;
+}
+
+/** An index's entries as visits one level down; an index nested deeper than the limit is refused. */
+function children(list: Descriptor[], parent: Visit): Visit[] {
+  const depth = parent.depth + 1;
+  if (depth > MAX_INDEX_DEPTH) {
+    throw new Error(`${parent.label}: indexes nest more than ${MAX_INDEX_DEPTH} levels deep (the limit)`);
+  }
+  return list.map((child) => ({ desc: child, label: `${parent.label} ${child.digest}`, depth }));
+}
+
 /** docker load reads one platform per tag: pick the host's, else the first image manifest. */
 async function dockerEntries(
   source: ImageSource,
@@ -109,6 +142,7 @@ async function dockerEntries(
   foreign: Descriptor[],
 ): Promise<DockerManifestEntry[]> {
   const byManifest = new Map<string, DockerManifestEntry>();
+  const foreignDigests = new Set(foreign.map((f) => f.digest));
   const host = hostPlatform();
   // The host's image manifest, else the first one; an index inside an index is looked into.
   const pick = async (desc: Descriptor, errorLabel: string): Promise<Descriptor | undefined> => {
@@ -129,7 +163,7 @@ async function dockerEntries(
     const m = manifests.get(chosen.digest);
     if (!m) continue;
     if (m.config.mediaType !== MediaType.ociConfig && m.config.mediaType !== MediaType.dockerConfig) continue;
-    if (m.layers.some((l) => foreign.some((f) => f.digest === l.digest))) continue;
+    if (m.layers.some((l) => foreignDigests.has(l.digest))) continue;
     const entry = byManifest.get(chosen.digest) ?? {
       Config: blobPath(m.config),
       RepoTags: [],

@@ -13,6 +13,12 @@ export interface NamedImage {
   warnings?: string[];
 }
 
+/** The uncompressed size of a compressed layer: recorded (exact), or at most `size` (a bound). */
+export interface UncompressedLimit {
+  size: number;
+  exact: boolean;
+}
+
 /** A gzip layer a source can rebuild from an uncompressed blob it holds (digest-preserving bundles). */
 export interface CarriedRecipe {
   recipe: GzipRecipe;
@@ -47,6 +53,11 @@ export interface ImageSource {
    * so a digest-preserving copy can take those instead of rebuilding and identifying it again.
    */
   recipeFor?(layer: Descriptor): CarriedRecipe | undefined;
+  /**
+   * Untrusted sources (bundles): how many uncompressed bytes a compressed layer may hold, so that
+   * decompressing it stops at the first byte over (a size recorded for it, else a ratio bound).
+   */
+  uncompressedLimit?(layer: Descriptor): UncompressedLimit;
   /** A hint from a copy that will not read this blob (the sink has it), for forward-only sources. */
   skip?(desc: Descriptor): void;
   close(): Promise<void>;
