@@ -18,6 +18,7 @@ import { BundleSource } from "./source";
 import { layoutFiles } from "./writer";
 import { checkOutputParent } from "./output";
 import { defaultThreads } from "../compression/codecs";
+import { namingDamagedParts } from "./parts";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
 
@@ -68,6 +69,10 @@ const REBUILD_AHEAD = defaultThreads() + 1;
  * converted there, and are then written out.
  */
 export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
+  return namingDamagedParts(() => unpackBundle(opts), opts.signal);
+}
+
+async function unpackBundle(opts: UnpackOptions): Promise<BundleContents> {
   let convert = opts.layers !== undefined && opts.layers !== "keep";
   // Converting only the zstd layers keeps every other digest, recipe layers' included.
   const onlyZstd = opts.layers === "zstd-to-gzip";
@@ -138,6 +143,10 @@ export function zstdLayers(contents: BundleContents): number {
 
 /** verify: the whole bundle read and checked, and every recipe run (a bundle only verifies if every original layer can be rebuilt). */
 export async function verify(input: string, signal?: AbortSignal): Promise<BundleContents> {
+  return namingDamagedParts(() => verifyBundle(input, signal), signal);
+}
+
+async function verifyBundle(input: string, signal?: AbortSignal): Promise<BundleContents> {
   const source = await BundleSource.open(input, signal ? { signal } : {});
   try {
     await copyToLayout(source, await source.images(), new NullSink(), {
@@ -296,6 +305,10 @@ function platformOf(
 
 /** inspect: the small documents only, or with `full` the whole bundle read and checked (recipes not run). */
 export async function inspect(input: string, full: boolean): Promise<BundleSummary> {
+  return namingDamagedParts(() => inspectBundle(input, full));
+}
+
+async function inspectBundle(input: string, full: boolean): Promise<BundleSummary> {
   const source = await BundleSource.open(input, { restoreDigests: false });
   try {
     if (!full) return summarize(source.stopAtLayers());
