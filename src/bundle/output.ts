@@ -9,6 +9,7 @@ import type { StreamFormat } from "../compression/sniff";
 import { tempSibling } from "../util/atomic";
 import { progressCounter, type ProgressListener } from "../util/progress";
 import { FileWriteStream } from "../util/file-writer";
+import { HashThread } from "../util/hash-thread";
 import type { PartRecord } from "./parts";
 import { SplitWriter, type SplitOptions } from "./split";
 
@@ -50,7 +51,7 @@ function countAndHash(onProgress: ProgressListener | undefined, hash: boolean) {
       cb();
     },
   });
-  return { stream, bytes: () => bytes, sha256: () => sha256?.digest("hex") ?? "" };
+  return { stream, result: (): OutputResult => ({ bytes, sha256: sha256?.digest("hex") ?? "" }) };
 }
 
 /** Fail early, and in words, when an output file cannot be created where it is asked for. */
@@ -67,21 +68,21 @@ export async function checkOutputParent(out: string): Promise<void> {
  * it is written to a temp sibling and renamed; on error or abort the temp file is removed.
  */
 export async function writeOutput(data: Readable, out: string, opts: OutputOptions): Promise<OutputResult> {
-  const counted = countAndHash(opts.onProgress, opts.split === undefined);
-  const counter = counted.stream;
-  const result = (): OutputResult => ({ bytes: counted.bytes(), sha256: counted.sha256() });
   const compressor = compressStream(opts.format, opts);
   const signalOpt = opts.signal ? { signal: opts.signal } : {};
   if (out === "-") {
-    await pipeline(data, compressor, counter, process.stdout as Writable, signalOpt);
-    return result();
+    const counted = countAndHash(opts.onProgress, true);
+    await pipeline(data, compressor, counted.stream, process.stdout as Writable, signalOpt);
+    return counted.result();
   }
   if (opts.split) {
-    // Each part is renamed into place when complete; the writer removes what a failure leaves.
+    // Each part is renamed into place when complete; the writer removes what a failure leaves, and
+    // hashes the parts and the whole.
+    const counted = countAndHash(opts.onProgress, false);
     const parts = new SplitWriter(out, opts.split);
     opts.onSplitWriter?.(parts);
     try {
-      await pipeline(data, compressor, counter, parts, signalOpt);
+      await pipeline(data, compressor, counted.stream, parts, signalOpt);
     } catch (err) {
       data.destroy();
       await parts.settled;
@@ -101,18 +102,26 @@ export async function writeOutput(data: Readable, out: string, opts: OutputOptio
   // The writer may have failed while we looked: a pipeline from a destroyed stream would never settle.
   if (data.destroyed) throw new Error(`${out}: nothing written (the output was abandoned before writing began)`);
   if (existing && !existing.isFile() && !existing.isDirectory()) {
-    await pipeline(data, compressor, counter, createWriteStream(out, { flags: "w" }), signalOpt);
-    return result();
+    const counted = countAndHash(opts.onProgress, true);
+    await pipeline(data, compressor, counted.stream, createWriteStream(out, { flags: "w" }), signalOpt);
+    return counted.result();
   }
   const tmp = tempSibling(out);
+  // The file's writer hashes the blocks it writes, on the hash thread.
+  const counted = countAndHash(opts.onProgress, false);
+  const hashThread = new HashThread();
+  let sha256: string;
   try {
-    const file = new FileWriteStream(tmp, { flags: "wx", mode: 0o644 });
-    await pipeline(data, compressor, counter, file, signalOpt);
+    const file = new FileWriteStream(tmp, { flags: "wx", mode: 0o644, hashThread });
+    await pipeline(data, compressor, counted.stream, file, signalOpt);
+    sha256 = file.sha256!.slice("sha256:".length);
     await rename(tmp, out);
   } catch (err) {
     data.destroy();
     await rm(tmp, { force: true });
     throw err;
+  } finally {
+    await hashThread.close();
   }
-  return result();
+  return { bytes: counted.result().bytes, sha256 };
 }

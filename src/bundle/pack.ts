@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { createReadStream } from "node:fs";
+import { constants } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
@@ -24,7 +23,8 @@ import { planLayout, type LayoutPlan } from "../transports/plan";
 import { PositionalTar } from "./tar-file";
 import { toolVersion } from "../version";
 import { tempSibling } from "../util/atomic";
-import { directIoWanted } from "../util/direct-io";
+import { alignedBuffers, directIoWanted, openMaybeDirect } from "../util/direct-io";
+import { HashThread } from "../util/hash-thread";
 import type { FileSpot } from "../util/file-writer";
 import { progressCounter, type ProgressListener } from "../util/progress";
 import { allSettledOrThrow, Limiter, mapPool } from "../util/pool";
@@ -38,6 +38,7 @@ import {
   resumeRecordPath,
   writeResumeRecord,
   type ResumeRecord,
+  writeErrorReason,
   type SplitWriter,
 } from "./split";
 import { namingDamagedParts, partNumber } from "./parts";
@@ -336,8 +337,9 @@ async function writeBundle(
     [, plan] = await allSettledOrThrow([arrivals, written]);
   } catch (err) {
     const writer = sink.splitWriter;
+    // The writer's own words first: where the disk filled (and how to go on), which part failed.
+    if (split && writer?.stoppedAt && writer.parts.length > 0) throw await recordStop(writer, split, opts, bundle);
     if (writer?.failure) throw writer.failure;
-    if (split && writer?.stoppedAt) throw await recordStop(writer, split, opts, bundle);
     throw err;
   }
   const out = sink.result!;
@@ -396,13 +398,48 @@ async function writeBundleInPlace(
   return packResult(opts, bundle, plan, tar.size, sha256);
 }
 
+/**
+ * sha256 of a file, read with direct I/O where the filesystem allows it (so from the disk, not the
+ * page cache) into shared blocks that the hash thread hashes while the next one is read.
+ */
 async function sha256OfFile(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })) {
-    hash.update(chunk as Buffer);
+  let { handle, direct } = await openMaybeDirect(path, constants.O_RDONLY, 0, directIoWanted());
+  const thread = new HashThread();
+  const read = async (block: Buffer, at: number): Promise<number> => {
+    try {
+      return (await handle.read(block, 0, READ_BACK_BLOCK, at)).bytesRead;
+    } catch (err) {
+      // Some filesystems take O_DIRECT at open and refuse the read: read through the page cache.
+      if (!direct || (err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+      await handle.close();
+      ({ handle, direct } = await openMaybeDirect(path, constants.O_RDONLY, 0, false));
+      return (await handle.read(block, 0, READ_BACK_BLOCK, at)).bytesRead;
+    }
+  };
+  try {
+    const hash = thread.open();
+    const size = (await handle.stat()).size;
+    const blocks = alignedBuffers(READ_BACK_BLOCK, 2, true);
+    const hashing: (Promise<void> | undefined)[] = [undefined, undefined];
+    for (let at = 0, i = 0; at < size; i ^= 1) {
+      signal?.throwIfAborted();
+      await hashing[i]; // the block is free again once the thread has hashed it
+      const block = blocks[i]!;
+      const bytesRead = await read(block, at);
+      if (bytesRead === 0) throw new Error(`${path}: ended at ${at} of ${size} bytes while it was read back`);
+      hashing[i] = hash.update(block, Math.min(bytesRead, size - at));
+      at += bytesRead;
+    }
+    await Promise.all(hashing);
+    return await hash.digest();
+  } finally {
+    await handle.close();
+    await thread.close();
   }
-  return hash.digest("hex");
 }
+
+/** Read-back block: direct reads of this size are aligned (ALIGN) at every offset but the file's end. */
+const READ_BACK_BLOCK = 4 << 20;
 
 /** Progress events for a layer written into the bundle, as the streamed writer's meter sends them. */
 function bundleProgress(
@@ -493,8 +530,8 @@ async function recordStop(
   bundle: BundleDescription,
 ): Promise<Error> {
   const stop = writer.stoppedAt!;
-  const reason =
-    (stop.cause as NodeJS.ErrnoException).code === "EDQUOT" ? "disk quota exceeded" : "no space left on device";
+  const reason = writeErrorReason(stop.cause);
+
   const rec: ResumeRecord = {
     airpackResume: 1,
     out: resolvePath(opts.out),
@@ -516,11 +553,11 @@ async function recordStop(
     );
   }
   const n = writer.parts.length;
-  const next =
-    stop.index > n
-      ? `all ${n} parts are complete, but not ${basename(stop.path)}: make room for it`
-      : `${keptParts(n)} complete and kept: move them to another disk (or make room)`;
-  const goOn = stop.index > n ? "to write it" : `to write part ${partNumber(stop.index)} on`;
+  const allParts = stop.path === writer.partsFile; // the parts were done, their list was not
+  const next = allParts
+    ? `all ${n} parts are complete, but not ${basename(stop.path)}: make room for it`
+    : `${keptParts(n)} complete and kept: move them to another disk (or make room)`;
+  const goOn = allParts ? "to write it" : `to write part ${partNumber(stop.index)} on`;
   return new Error(
     `${stop.path}: cannot write it (${reason}); ${next}, then run the same command with --resume ${goOn}`,
     {

@@ -11,10 +11,12 @@ import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { tempSibling, writeFileAtomic } from "../util/atomic";
-import { BlockPool } from "../util/block-pool";
+import { BlockPool, WRITE_BLOCK } from "../util/block-pool";
+import { HashThread, inlineHasher, type Hasher, type ThreadHash } from "../util/hash-thread";
 import { copyIntoSink, FileWriteStream } from "../util/file-writer";
 import { trackTempPath, untrackTempPath } from "../util/leftovers";
 import { toolVersion } from "../version";
+import { fileErrorReason, isSystemError } from "../util/errors";
 import {
   MAX_PARTS,
   PARTS_FORMAT_VERSION,
@@ -64,6 +66,15 @@ export function parseSplitSize(text: string): number {
   return bytes;
 }
 
+/** Why a write failed, in words; a file too big for FAT32 says what to do. */
+export function writeErrorReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC") return "no space left on device";
+  if (code === "EDQUOT") return "disk quota exceeded";
+  if (code === "EFBIG") return "file too large for this filesystem; FAT32 holds at most 4 GiB − 1 byte: --split fat32";
+  return fileErrorReason(err);
+}
+
 /** Whether a write failed because the disk (or the user's quota on it) is full. */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
@@ -93,11 +104,14 @@ export async function earlierBundleFiles(dir: string, bundle: string): Promise<s
   return found.sort();
 }
 
-/** The part being written: its hash, and (unless it is only being checked) its temp file. */
+/**
+ * The part being written, to its temp file (hashed by the writer, over the blocks it writes), or
+ * only hashed here (a part the run being resumed wrote).
+ */
 interface OpenPart {
   index: number;
   bytes: number;
-  hash: Hash;
+  hash?: Hash;
   writer?: FileWriteStream;
   tmp?: string;
 }
@@ -127,8 +141,16 @@ export class SplitWriter extends Writable {
   /** Settles once the writer has finished or cleaned up after a failure. */
   readonly settled: Promise<void>;
   private settle!: () => void;
-  private readonly total = createHash("sha256");
+  /**
+   * The whole bundle's sha256: taken with each part's from the blocks the part writers write, on
+   * the hash thread for big parts, so the main thread hashes nothing. A resumed run also sees bytes
+   * it does not write, and hashes the whole here (`totalHere`).
+   */
+  private readonly hasher: Hasher;
+  private readonly total: ThreadHash | undefined;
+  private readonly totalHere: Hash | undefined;
   private readonly pool = new BlockPool();
+  private readonly hashThread = new HashThread();
   private current: OpenPart | undefined;
   /** Parts this run renamed into place (removed again if the run fails). */
   private readonly written: string[] = [];
@@ -141,6 +163,9 @@ export class SplitWriter extends Writable {
     this.dir = dirname(out);
     this.bundle = basename(out);
     this.settled = new Promise((resolve) => (this.settle = resolve));
+    this.hasher = opts.partSize >= WRITE_BLOCK ? this.hashThread : inlineHasher;
+    if ((opts.done?.length ?? 0) > 0) this.totalHere = createHash("sha256");
+    else this.total = this.hasher.open();
   }
 
   get partsFile(): string {
@@ -173,6 +198,7 @@ export class SplitWriter extends Writable {
   override _final(callback: (err?: Error | null) => void): void {
     this.finish().then(
       () => {
+        void this.hashThread.close();
         this.settle();
         callback();
       },
@@ -181,20 +207,22 @@ export class SplitWriter extends Writable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.cleanUp(err).then(
-      () => {
-        this.settle();
-        callback(err);
-      },
-      () => {
-        this.settle();
-        callback(err);
-      },
-    );
+    this.cleanUp(err)
+      .finally(() => this.hashThread.close())
+      .then(
+        () => {
+          this.settle();
+          callback(err);
+        },
+        () => {
+          this.settle();
+          callback(err);
+        },
+      );
   }
 
   private async take(chunk: Buffer): Promise<void> {
-    this.total.update(chunk);
+    this.totalHere?.update(chunk);
     this.size += chunk.length;
     let offset = 0;
     while (offset < chunk.length) {
@@ -202,23 +230,24 @@ export class SplitWriter extends Writable {
       const piece = chunk.subarray(offset, offset + (this.opts.partSize - part.bytes));
       offset += piece.length;
       part.bytes += piece.length;
-      part.hash.update(piece);
+      part.hash?.update(piece);
       if (part.writer) await this.guard(part, copyIntoSink(part.writer, piece));
       if (part.bytes === this.opts.partSize) await this.closePart(part);
     }
   }
 
-  /** A write of part `part`: a full disk is remembered as where the pack stopped. */
+  /**
+   * A write of part `part`: a full disk is remembered as where the pack stopped, and a system error
+   * (which names no file when it comes from a write) is said with the part's name.
+   */
   private async guard<T>(part: OpenPart, work: Promise<T>): Promise<T> {
     try {
       return await work;
     } catch (err) {
-      if (isDiskFull(err)) {
-        this.stoppedAt = {
-          index: part.index,
-          path: join(this.dir, partName(this.bundle, part.index)),
-          cause: err as Error,
-        };
+      const path = join(this.dir, partName(this.bundle, part.index));
+      if (isDiskFull(err)) this.stoppedAt = { index: part.index, path, cause: err as Error };
+      if (isSystemError(err) && !this.destroyed) {
+        this.failure ??= new Error(`${path}: cannot write it (${writeErrorReason(err)})`, { cause: err });
       }
       throw err;
     }
@@ -231,12 +260,34 @@ export class SplitWriter extends Writable {
       );
       throw this.failure;
     }
-    const part: OpenPart = { index, bytes: 0, hash: createHash("sha256") };
+    const part: OpenPart = { index, bytes: 0 };
     this.current = part;
-    if (index <= (this.opts.done?.length ?? 0)) return part; // written by the run being resumed
+    if (index <= (this.opts.done?.length ?? 0)) {
+      part.hash = createHash("sha256"); // written by the run being resumed: only checked
+      return part;
+    }
     const path = join(this.dir, partName(this.bundle, index));
     part.tmp = tempSibling(path);
-    part.writer = new FileWriteStream(part.tmp, { flags: "wx", mode: 0o644, pool: this.pool, errorLabel: path });
+    // The part's sha256 is taken on the hash thread, from the blocks on their way to the disk: the
+    // main thread already hashes the whole bundle.
+    const partHash = this.hasher.open();
+    const total = this.total;
+    const hashThread: Hasher = {
+      open: () => ({
+        update: async (block, length) => {
+          await Promise.all([partHash.update(block, length), total?.update(block, length)]);
+        },
+        digest: () => partHash.digest(),
+        drop: () => partHash.drop(),
+      }),
+    };
+    part.writer = new FileWriteStream(part.tmp, {
+      flags: "wx",
+      mode: 0o644,
+      pool: this.pool,
+      hashThread,
+      errorLabel: path,
+    });
     part.writer.on("error", () => undefined); // seen through opened(), whenSpace() and finished()
     await this.guard(part, part.writer.opened());
     return part;
@@ -245,11 +296,12 @@ export class SplitWriter extends Writable {
   /** Finish part `part`: flushed to the disk, renamed into place, recorded. */
   private async closePart(part: OpenPart): Promise<void> {
     const name = partName(this.bundle, part.index);
-    const record: PartRecord = { name, size: part.bytes, sha256: part.hash.digest("hex") };
+    const record: PartRecord = { name, size: part.bytes, sha256: part.hash?.digest("hex") ?? "" };
     if (part.writer) {
       const path = join(this.dir, name);
       part.writer.end();
       await this.guard(part, finished(part.writer)); // FileWriteStream fdatasyncs before it finishes
+      record.sha256 = part.writer.sha256!.slice("sha256:".length);
       trackTempPath(path); // a forced exit (second Ctrl-C) removes it like the temp files
       await rename(part.tmp!, path);
       this.written.push(path);
@@ -276,7 +328,7 @@ export class SplitWriter extends Writable {
       );
       throw this.failure;
     }
-    this.sha256 = this.total.digest("hex");
+    this.sha256 = this.totalHere ? this.totalHere.digest("hex") : await this.total!.digest();
     const file: PartsFile = {
       airpackParts: PARTS_FORMAT_VERSION,
       tool: `airpack ${toolVersion()}`,

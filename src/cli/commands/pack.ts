@@ -31,6 +31,12 @@ async function readImageLists(files: string[]): Promise<string[]> {
   return out;
 }
 
+/** "a, b, c", or "7 files (a, b … g)" for many. */
+function listFiles(names: string[]): string {
+  if (names.length <= 3) return names.join(", ");
+  return `${names.length} files (${names[0]!}, ${names[1]!} … ${names[names.length - 1]!})`;
+}
+
 export const packCommand = defineCommand({
   command: "pack [sources..]",
   describe: "pack images into one bundle file",
@@ -216,8 +222,7 @@ export const packCommand = defineCommand({
             g,
             `warning: foreign layer ${f.digest} (${f.mediaType}) is not in the bundle; it must be fetched from ${f.urls?.join(", ") ?? "its URL"} on the other side`,
           );
-        if (result.removed.length > 0)
-          log(g, `removed ${result.removed.join(", ")}: files of an earlier bundle of that name`);
+        if (result.removed.length > 0) log(g, `removed ${listFiles(result.removed)}: an earlier bundle of that name`);
         const what = `${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`;
         if (result.parts) {
           log(g, `wrote ${out} as ${result.parts.length} part(s) and ${result.partsFile}: ${what}`);
