@@ -4,19 +4,25 @@
  * whole bundle's. The parts are the bundle's bytes and nothing else, so `cat NAME.0* | xzcat` is the
  * bundle. Format and the reasons for it: docs/parts-format.md. The writer is split.ts.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { MAX_JSON_BYTES, parseJson } from "../oci/descriptor";
+import { alignedBuffers } from "../util/direct-io";
 import { fileErrorReason } from "../util/errors";
+import { HashThread, inlineHasher, type Hasher, type ThreadHash } from "../util/hash-thread";
 
 export const PARTS_FORMAT_VERSION = 1;
 export const PARTS_SUFFIX = ".parts.json";
 /** Part numbers have three digits, so that `cat NAME.0*` takes the parts in order. */
 export const MAX_PARTS = 999;
 const READ_CHUNK = 1 << 20;
+/** Reads whose hashing may be under way at once (each in a block of its own). */
+const BLOCKS = 4;
+/** Bundles this big are hashed on the hash thread; smaller ones here (no thread to start). */
+const THREAD_HASH_FROM = 8 << 20;
 const HEX64 = /^[0-9a-f]{64}$/;
 const PART_NUMBER = /\.(\d{3})$/;
 
@@ -250,15 +256,23 @@ const openedStreams = new Set<PartsStream>();
 /**
  * The parts of a split bundle as one stream of the bundle's bytes. Each part is hashed as it is read,
  * on the same read that feeds the bundle reader, and checked at its end, before a byte of the next
- * part is passed on; the whole bundle's sha256 is checked before the stream ends.
+ * part is passed on; the whole bundle's sha256 is checked before the stream ends. The hashing runs on
+ * the hash thread for a bundle of some size (the main thread hashes every blob already): each read
+ * lands in a shared block the thread hashes, and a copy of it goes on.
  */
 class PartsStream extends Readable {
   private index = 0;
   /** Bytes of part `index` read so far. */
   private offset = 0;
   private handle: FileHandle | undefined;
-  private partHash: Hash = createHash("sha256");
-  private readonly total: Hash = createHash("sha256");
+  private readonly hasher: Hasher;
+  private readonly thread: HashThread | undefined;
+  private partHash: ThreadHash;
+  private readonly total: ThreadHash;
+  private readonly blocks = alignedBuffers(READ_CHUNK, BLOCKS, true);
+  /** Per block: its hashing, which must be done before the block is read into again. */
+  private readonly hashing: Promise<unknown>[] = [];
+  private reads = 0;
   private reading: Promise<void> = Promise.resolve();
   private ended = false;
   /** A part that failed its check (or a read that failed), once found. */
@@ -266,6 +280,10 @@ class PartsStream extends Readable {
 
   constructor(private readonly split: SplitBundle) {
     super({ highWaterMark: READ_CHUNK });
+    if (split.file.size >= THREAD_HASH_FROM) this.thread = new HashThread();
+    this.hasher = this.thread ?? inlineHasher;
+    this.partHash = this.hasher.open();
+    this.total = this.hasher.open();
     openedStreams.add(this);
   }
 
@@ -281,7 +299,7 @@ class PartsStream extends Readable {
     const { label, file, paths } = this.split;
     const part = file.parts[this.index];
     if (!part) {
-      const sha256 = this.total.digest("hex");
+      const sha256 = await this.total.digest();
       if (sha256 !== file.sha256) {
         const shown = basename(this.split.partsPath);
         throw new Error(
@@ -294,21 +312,27 @@ class PartsStream extends Readable {
       return;
     }
     this.handle ??= await open(paths[this.index]!, "r");
+    const slot = this.reads++ % BLOCKS;
+    await this.hashing[slot];
+    const block = this.blocks[slot]!;
     const want = Math.min(READ_CHUNK, part.size - this.offset);
-    const buf = Buffer.allocUnsafe(want);
-    const { bytesRead } = await this.handle.read(buf, 0, want, this.offset);
+    const { bytesRead } = await this.handle.read(block, 0, want, this.offset);
     if (this.destroyed) return;
     if (bytesRead === 0) {
       throw new Error(
         `${label}: ${this.partWhat()} ended after ${this.offset} of ${part.size} bytes while it was read: resend ${part.name}`,
       );
     }
-    const chunk = bytesRead === want ? buf : buf.subarray(0, bytesRead);
-    this.partHash.update(chunk);
-    this.total.update(chunk);
+    const chunk = Buffer.from(block.subarray(0, bytesRead)); // the block is read into again later
+    const hashed = Promise.all([this.partHash.update(block, bytesRead), this.total.update(block, bytesRead)]);
+    hashed.catch(() => undefined); // awaited before the block is used again, or at the part's end
+    this.hashing[slot] = hashed;
     this.offset += bytesRead;
     // Checked before its last bytes go on, and so before any of the next part's do.
-    if (this.offset === part.size) await this.endPart(this.partHash.digest("hex"));
+    if (this.offset === part.size) {
+      await hashed;
+      await this.endPart(await this.partHash.digest());
+    }
     this.push(chunk);
   }
 
@@ -325,7 +349,7 @@ class PartsStream extends Readable {
     if (err) throw err;
     this.index++;
     this.offset = 0;
-    this.partHash = createHash("sha256");
+    this.partHash = this.hasher.open();
   }
 
   private partError(index: number, sha256: string): Error | undefined {
@@ -346,25 +370,25 @@ class PartsStream extends Readable {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     const handle = this.handle;
     this.handle = undefined;
-    void Promise.allSettled([handle?.close()]).then(() => callback(err));
+    void Promise.allSettled([handle?.close(), this.thread?.close()]).then(() => callback(err));
   }
 
   /**
    * Why a reader of this stream failed, if a part is to blame. The reader stops at the first thing
    * it cannot use, which for a damaged part is often before that part's end, where its hash is
-   * known: the rest of the part being read is hashed now (at most one part), and its check decides.
+   * known: the part being read is hashed again here, whole (at most one part), and its check decides.
    */
   async diagnose(): Promise<Error | undefined> {
     await this.reading;
     if (this.failure) return this.failure;
     if (this.ended || this.offset === 0) return undefined; // every part read so far checked out
     const part = this.split.file.parts[this.index]!;
-    const hash = this.partHash.copy();
+    const hash = createHash("sha256");
     try {
       const handle = await open(this.split.paths[this.index]!, "r");
       try {
         const buf = Buffer.allocUnsafe(READ_CHUNK);
-        for (let at = this.offset; at < part.size;) {
+        for (let at = 0; at < part.size;) {
           const { bytesRead } = await handle.read(buf, 0, Math.min(READ_CHUNK, part.size - at), at);
           if (bytesRead === 0) return undefined; // shrunk since: the reader's own error says enough
           hash.update(buf.subarray(0, bytesRead));

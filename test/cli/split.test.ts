@@ -544,9 +544,53 @@ describe("split bundles", () => {
     }
   });
 
+  /** A 24 MiB image of real files (fixtures/make-big.sh), made once. */
+  let bigLayout: Promise<string> | undefined;
+  const big = (): Promise<string> =>
+    (bigLayout ??= (async () => {
+      const layout = join(dir, "big");
+      await runOk("bash", [join(REPO_ROOT, "fixtures", "make-big.sh"), layout, "24", "1"]);
+      return layout;
+    })());
+
+  it("reads and checks the parts of a bigger bundle (hashed on the hash thread) the same way", async () => {
+    const d = join(dir, "bigger");
+    await mkdir(d);
+    const layout = await big();
+    await pack([`oci:${layout}`], join(d, "big.tar"), cache, ["-q", "--split", "3M"]);
+    const files = (await readdir(d)).filter((n) => /\.\d{3}$/.test(n)).sort();
+    assert.ok(files.length >= 8, files.join(" "));
+    const bytes = await Promise.all(files.map((f) => readFile(join(d, f))));
+    const doc = JSON.parse(await readFile(join(d, "big.tar.parts.json"), "utf8")) as PartsJson;
+    assert.equal(doc.sha256, hex(Buffer.concat(bytes)));
+    assert.deepEqual(
+      doc.parts.map((p) => p.sha256),
+      bytes.map((b) => hex(b)),
+    );
+    await airpackOk(["verify", join(d, "big.tar.001")]);
+    // a plain tar: a flipped byte in a layer is what the reader sees first, the part is what it names
+    const victim = join(d, files[4]!);
+    const damaged = Buffer.from(bytes[4]!);
+    damaged[1000] ^= 0x01;
+    await writeFile(victim, damaged);
+    const out = join(dir, "bigger-out");
+    await mkdir(out);
+    for (const args of [
+      ["verify", join(d, "big.tar.001")],
+      ["unpack", join(d, "big.tar.parts.json"), "-o", join(out, "x.tar")],
+    ]) {
+      assertOneLineError(
+        await runAirpack(args),
+        new RegExp(
+          `part 005 of ${files.length} is damaged \\(sha256 ${hex(damaged)}, expected ${hex(bytes[4]!)}\\): resend big\\.tar\\.005$`,
+        ),
+      );
+    }
+    assert.deepEqual(await readdir(out), []);
+  });
+
   it("Ctrl-C leaves no part behind", async () => {
-    const layout = join(dir, "big");
-    await runOk("bash", [join(REPO_ROOT, "fixtures", "make-big.sh"), layout, "24", "1"]);
+    const layout = await big();
     const out = join(dir, "int-out");
     await mkdir(out);
     const child = spawn(
