@@ -1,5 +1,4 @@
 import { setMaxListeners } from "node:events";
-import { constants } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
@@ -23,8 +22,8 @@ import { planLayout, type LayoutPlan } from "../transports/plan";
 import { PositionalTar } from "./tar-file";
 import { toolVersion } from "../version";
 import { tempSibling } from "../util/atomic";
-import { alignedBuffers, directIoWanted, openMaybeDirect } from "../util/direct-io";
-import { HashThread } from "../util/hash-thread";
+import { directIoWanted } from "../util/direct-io";
+import { TrailingHash } from "../util/trailing-hash";
 import type { FileSpot } from "../util/file-writer";
 import { progressCounter, type ProgressListener } from "../util/progress";
 import { allSettledOrThrow, Limiter, mapPool } from "../util/pool";
@@ -369,8 +368,11 @@ async function writeBundleInPlace(
   const tmp = tempSibling(opts.out);
   let sha256: string;
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());
+  // The bundle's sha256 is read back behind the writers: each stretch once all before it is written.
+  const trailing = new TrailingHash(tmp, tar.size);
   try {
     await tar.writeFrame();
+    for (const [start, end] of tar.frameRanges()) trailing.written(start, end);
     // Biggest first: the last transfers to finish are then short ones, not one big one running alone.
     const bySize = [...plan.layers].sort((a, b) => b.size - a.size);
     await mapPool(bySize, opts.jobs, async (layer) => {
@@ -379,67 +381,24 @@ async function writeBundleInPlace(
       const spot = tar.spot(layer.digest, errorLabel, progress);
       try {
         await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, errorLabel, opts.signal));
+        trailing.written(...tar.layerRange(layer.digest));
       } catch (err) {
         cancel(); // the others stop now instead of finishing for a bundle that will be thrown away
         throw err;
       }
     });
     await tar.sync();
+    sha256 = await trailing.result();
     await tar.close();
-    // Written at offsets, side by side: its sha256 takes one read of the file (from the disk, when
-    // it was written with direct I/O), which also checks what landed there can be read back.
-    sha256 = await sha256OfFile(tmp, opts.signal);
     await rename(tmp, opts.out);
   } catch (err) {
+    await trailing.stop();
     await tar.close();
     await rm(tmp, { force: true });
     throw err;
   }
   return packResult(opts, bundle, plan, tar.size, sha256);
 }
-
-/**
- * sha256 of a file, read with direct I/O where the filesystem allows it (so from the disk, not the
- * page cache) into shared blocks that the hash thread hashes while the next one is read.
- */
-async function sha256OfFile(path: string, signal?: AbortSignal): Promise<string> {
-  let { handle, direct } = await openMaybeDirect(path, constants.O_RDONLY, 0, directIoWanted());
-  const thread = new HashThread();
-  const read = async (block: Buffer, at: number): Promise<number> => {
-    try {
-      return (await handle.read(block, 0, READ_BACK_BLOCK, at)).bytesRead;
-    } catch (err) {
-      // Some filesystems take O_DIRECT at open and refuse the read: read through the page cache.
-      if (!direct || (err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
-      await handle.close();
-      ({ handle, direct } = await openMaybeDirect(path, constants.O_RDONLY, 0, false));
-      return (await handle.read(block, 0, READ_BACK_BLOCK, at)).bytesRead;
-    }
-  };
-  try {
-    const hash = thread.open();
-    const size = (await handle.stat()).size;
-    const blocks = alignedBuffers(READ_BACK_BLOCK, 2, true);
-    const hashing: (Promise<void> | undefined)[] = [undefined, undefined];
-    for (let at = 0, i = 0; at < size; i ^= 1) {
-      signal?.throwIfAborted();
-      await hashing[i]; // the block is free again once the thread has hashed it
-      const block = blocks[i]!;
-      const bytesRead = await read(block, at);
-      if (bytesRead === 0) throw new Error(`${path}: ended at ${at} of ${size} bytes while it was read back`);
-      hashing[i] = hash.update(block, Math.min(bytesRead, size - at));
-      at += bytesRead;
-    }
-    await Promise.all(hashing);
-    return await hash.digest();
-  } finally {
-    await handle.close();
-    await thread.close();
-  }
-}
-
-/** Read-back block: direct reads of this size are aligned (ALIGN) at every offset but the file's end. */
-const READ_BACK_BLOCK = 4 << 20;
 
 /** Progress events for a layer written into the bundle, as the streamed writer's meter sends them. */
 function bundleProgress(
