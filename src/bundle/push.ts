@@ -11,6 +11,7 @@ import { openSource } from "./open";
 import { LayoutDirSink } from "./sinks";
 import { BundleSource } from "./source";
 import { layoutFiles } from "./writer";
+import { namingDamagedParts } from "./parts";
 
 export interface CopyOptions {
   /** Any source pack reads (bundle:FILE, oci:DIR, docker://REF, …). */
@@ -38,6 +39,10 @@ export type CopyResult =
  * `push BUNDLE REGISTRY` is this with a bundle as the source.
  */
 export async function copyImages(opts: CopyOptions): Promise<CopyResult> {
+  return namingDamagedParts(() => copyFrom(opts), opts.signal);
+}
+
+async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
   const spec = parseSourceSpec(opts.source);
   const toLayout = opts.destination.startsWith("oci:");
   const target = toLayout

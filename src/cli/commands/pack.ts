@@ -3,6 +3,7 @@ import { layerModes, type LayerMode } from "../../copy/layer-modes";
 import type { StreamFormat } from "../../compression/sniff";
 import { formatFromName } from "../../bundle/extensions";
 import { pack } from "../../bundle/pack";
+import { parseSplitSize, SPLIT_MEDIA } from "../../bundle/split";
 import { hostPlatform } from "../../oci/platform";
 import { fileErrorReason, UsageError } from "../../util/errors";
 import { defaultCacheDir } from "../cache-dir";
@@ -28,6 +29,12 @@ async function readImageLists(files: string[]): Promise<string[]> {
     }
   }
   return out;
+}
+
+/** "a, b, c", or "7 files (a, b … g)" for many. */
+function listFiles(names: string[]): string {
+  if (names.length <= 3) return names.join(", ");
+  return `${names.length} files (${names[0]!}, ${names[1]!} … ${names[names.length - 1]!})`;
 }
 
 export const packCommand = defineCommand({
@@ -95,6 +102,17 @@ export const packCommand = defineCommand({
         default: false,
         describe: "include attestation manifests (unknown/unknown)",
       })
+      .option("split", {
+        type: "string",
+        describe:
+          "write the bundle as parts NAME.001, NAME.002, … of SIZE bytes (the last holds the rest) and NAME.parts.json: " +
+          `a byte count, 4095M, 4G, or a medium: ${Object.keys(SPLIT_MEDIA).join(", ")}`,
+      })
+      .option("resume", {
+        type: "boolean",
+        default: false,
+        describe: "go on with a --split pack that stopped on a full disk (same command, same -o and --cache)",
+      })
       .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
       .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
       .epilogue(
@@ -110,6 +128,7 @@ export const packCommand = defineCommand({
             "pack docker-archive:a.tar oci-archive:b.tar --layers keep -o s.tar.zst",
           ],
           ["stream to stdout (xz)", "pack oci:./layout -o - | ssh diode 'cat > site.tar.xz'"],
+          ["parts that fit a FAT32 USB disk", "pack -f images.txt --split fat32 -o /media/usb/site.tar.xz"],
           ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
         ]),
       ),
@@ -128,6 +147,15 @@ export const packCommand = defineCommand({
     // Gzip layers don't shrink inside xz or zstd; stored uncompressed with recipes they do, digests kept.
     const layers: LayerMode =
       a.layers === "auto" ? (compress === "xz" || compress === "zstd" ? "uncompressed" : "keep") : a.layers;
+    let split: number | undefined;
+    try {
+      split = a.split === undefined ? undefined : parseSplitSize(a.split);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if ((split !== undefined || a.resume) && out === "-") {
+      throw new UsageError("--split writes files: name the bundle with -o FILE (e.g. -o site.tar.xz)");
+    }
     const mismatch = nameMismatch(out, compress);
     if (mismatch) log(g, `warning: ${mismatch}`);
     const reporter = createReporter(!g.quiet && !g.json);
@@ -149,12 +177,22 @@ export const packCommand = defineCommand({
         preserveDigests: a["preserve-digests"] && layers === "uncompressed",
         verifyDiffIds: a["verify-diff-ids"],
         jobs,
+        ...(split !== undefined ? { split } : {}),
+        ...(a.resume ? { resume: true } : {}),
         ...(reporter.listener ? { onProgress: reporter.listener } : {}),
         signal,
       });
       reporter.stop();
       if (g.json)
-        printJson({ output: out, bytes: result.bytesWritten, blobs: result.blobs, metadata: result.metadata });
+        printJson({
+          output: out,
+          bytes: result.bytesWritten,
+          sha256: result.sha256,
+          blobs: result.blobs,
+          ...(result.parts ? { partsFile: result.partsFile, parts: result.parts } : {}),
+          ...(result.removed.length > 0 ? { removed: result.removed } : {}),
+          metadata: result.metadata,
+        });
       else {
         for (const img of result.metadata.images) {
           const conv = img.manifests.flatMap((m) => m.layers).filter((l) => l.mode === "converted").length;
@@ -171,10 +209,14 @@ export const packCommand = defineCommand({
             g,
             `warning: foreign layer ${f.digest} (${f.mediaType}) is not in the bundle; it must be fetched from ${f.urls?.join(", ") ?? "its URL"} on the other side`,
           );
-        log(
-          g,
-          `wrote ${out === "-" ? "stdout" : out}: ${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`,
-        );
+        if (result.removed.length > 0) log(g, `removed ${listFiles(result.removed)}: an earlier bundle of that name`);
+        const what = `${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`;
+        if (result.parts) {
+          log(g, `wrote ${out} as ${result.parts.length} part(s) and ${result.partsFile}: ${what}`);
+          for (const p of result.parts) log(g, `  ${p.name}  ${p.size} bytes  sha256 ${p.sha256}`);
+        } else log(g, `wrote ${out === "-" ? "stdout" : out}: ${what}`);
+        // Last, for the transfer form: what the far side checks the file (or the parts together) against.
+        log(g, `bundle sha256 ${result.sha256}  ${result.bytesWritten} bytes`);
       }
     } finally {
       reporter.stop();
