@@ -3,6 +3,7 @@ import { PassThrough, type Duplex, type Readable } from "node:stream";
 import { decompressStream } from "../compression/codecs";
 import { looksLikeTar, sniffCompression, type StreamFormat } from "../compression/sniff";
 import { fileErrorReason } from "../util/errors";
+import { openParts } from "./parts";
 import { TarGuard } from "./tar-guard";
 
 /** Read at least `n` bytes (or to EOF) from a stream without losing them. */
@@ -49,6 +50,9 @@ async function peek(stream: Readable, n: number): Promise<Buffer> {
 
 export function openInput(path: string): Readable {
   if (path === "-") return process.stdin;
+  // A split bundle (NAME.001 or NAME.parts.json): its parts as one stream, each checked as it is read.
+  const parts = openParts(path);
+  if (parts) return parts;
   return createReadStream(path, { highWaterMark: 1 << 20 });
 }
 

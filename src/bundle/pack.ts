@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { copyImage, type CopyOptions, type ImageReport } from "../copy/copy";
 import type { Descriptor } from "../oci/descriptor";
 import type { Digest } from "../oci/digest";
@@ -22,10 +23,24 @@ import { PositionalTar } from "./tar-file";
 import { toolVersion } from "../version";
 import { tempSibling } from "../util/atomic";
 import { directIoWanted } from "../util/direct-io";
+import { TrailingHash } from "../util/trailing-hash";
 import type { FileSpot } from "../util/file-writer";
 import { progressCounter, type ProgressListener } from "../util/progress";
 import { allSettledOrThrow, Limiter, mapPool } from "../util/pool";
-import { defaultThreads } from "../compression/codecs";
+import { defaultLevels, defaultThreads } from "../compression/codecs";
+import { fileErrorReason, UsageError } from "../util/errors";
+import type { PartRecord } from "./parts";
+import {
+  earlierBundleFiles,
+  keptParts,
+  readResumeRecord,
+  resumeRecordPath,
+  writeResumeRecord,
+  type ResumeRecord,
+  writeErrorReason,
+  type SplitWriter,
+} from "./split";
+import { namingDamagedParts, partNumber } from "./parts";
 
 export interface PackOptions extends CopyOptions {
   sources: string[];
@@ -35,12 +50,23 @@ export interface PackOptions extends CopyOptions {
   compressLevel?: number;
   threads?: number;
   registry?: RegistryOptions;
+  /** Cut the bundle into parts of this many bytes (split.ts); `out` names the bundle. */
+  split?: number;
+  /** Go on with a split pack of `out` that stopped on a full disk (its record is in the store). */
+  resume?: boolean;
 }
 
 export interface PackResult {
   out: string;
   metadata: BundleMetadata;
   bytesWritten: number;
+  /** Hex sha256 of the bundle's bytes (of all parts together when split). */
+  sha256: string;
+  /** A split bundle's parts, in order, and its parts.json. */
+  parts?: PartRecord[];
+  partsFile?: string;
+  /** Files of an earlier bundle of the same name removed (its parts, parts.json, or the unsplit file). */
+  removed: string[];
   layerBytes: number;
   blobs: number;
   foreign: Descriptor[];
@@ -93,7 +119,14 @@ type BackgroundTask = (tee?: FileSpot) => Promise<void>;
 
 /** pack: every source → store (converting layers) → one bundle file or stdout. */
 export async function pack(opts: PackOptions): Promise<PackResult> {
+  // A split bundle read as a source names a damaged part rather than what it did to a blob.
+  return namingDamagedParts(() => packBundle(opts), opts.signal);
+}
+
+async function packBundle(opts: PackOptions): Promise<PackResult> {
   await checkOutputParent(opts.out); // before any download, not after all of them
+  const split = await planSplit(opts);
+  if (split) opts = { ...opts, split: split.partSize, ...split.compression };
   const store = await Store.open(opts.cacheDir);
   // A failed background download stops everything else; Ctrl-C (opts.signal) does too.
   const cancel = new AbortController();
@@ -130,14 +163,16 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   let ok = false;
   try {
     const copied = await copyAll(store, { ...opts, signal, background: inBackground });
-    const bundle = describeBundle(copied, opts);
+    const bundle = describeBundle(copied, opts, split?.created);
     const result = inPlace
       ? await writeBundleInPlace(store, bundle, { ...opts, signal }, new Set(deferred.keys()), startDeferred, () =>
           cancel.abort(),
         )
-      : await writeBundle(store, bundle, { ...opts, signal }, Promise.all(background));
+      : await writeBundle(store, bundle, { ...opts, signal }, Promise.all(background), split);
     for (const [digest, task] of deferred) start(digest, task); // none expected: every copied layer is in the plan
     await Promise.all(background);
+    if (split) await rm(split.recordPath, { force: true });
+    else if (opts.out !== "-") result.removed = await removeEarlierParts(opts.out);
     ok = true;
     return result;
   } finally {
@@ -149,7 +184,8 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
 
 /** Whether the bundle goes to a regular file as a plain tar (then written in place, see pack()). */
 async function writesInPlace(opts: PackOptions): Promise<boolean> {
-  if (opts.compress !== "none" || opts.out === "-") return false;
+  // A split bundle is streamed: its parts are hashed in order and each is complete before the next.
+  if (opts.compress !== "none" || opts.out === "-" || opts.split !== undefined) return false;
   const existing = await stat(opts.out).catch(() => undefined);
   return existing === undefined || existing.isFile();
 }
@@ -205,7 +241,11 @@ interface BundleDescription {
 }
 
 /** What goes into the bundle besides the images themselves: names, metadata, kept originals. */
-function describeBundle(copied: { report: ImageReport; image: NamedImage }[], opts: PackOptions): BundleDescription {
+function describeBundle(
+  copied: { report: ImageReport; image: NamedImage }[],
+  opts: PackOptions,
+  createdAt?: string,
+): BundleDescription {
   const reports = copied.map((c) => c.report);
   const named: NamedImage[] = copied.map(({ report, image }) => ({
     name: report.name,
@@ -222,7 +262,11 @@ function describeBundle(copied: { report: ImageReport; image: NamedImage }[], op
     if (r.sourceDescriptor.digest !== r.descriptor.digest && r.skipped.length > 0) addExtra(r.sourceDescriptor);
     r.originals.forEach(addExtra);
   }
-  const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
+  const created = createdAt
+    ? new Date(createdAt)
+    : process.env.SOURCE_DATE_EPOCH
+      ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000)
+      : new Date();
   const metadata: BundleMetadata = {
     airpackBundleVersion: BUNDLE_FORMAT_VERSION,
     tool: `airpack ${toolVersion()}`,
@@ -240,11 +284,19 @@ function describeBundle(copied: { report: ImageReport; image: NamedImage }[], op
   };
 }
 
-function packResult(opts: PackOptions, bundle: BundleDescription, plan: LayoutPlan, bytes: number): PackResult {
+function packResult(
+  opts: PackOptions,
+  bundle: BundleDescription,
+  plan: LayoutPlan,
+  bytes: number,
+  sha256: string,
+): PackResult {
   return {
     out: opts.out,
     metadata: bundle.metadata,
     bytesWritten: bytes,
+    sha256,
+    removed: [],
     layerBytes: plan.layers.reduce((a, l) => a + l.size, 0),
     blobs: plan.small.length + plan.layers.length,
     foreign: plan.foreign,
@@ -258,6 +310,7 @@ async function writeBundle(
   bundle: BundleDescription,
   opts: PackOptions,
   arrivals: Promise<unknown>,
+  split?: SplitPlan,
 ): Promise<PackResult> {
   const sink = new ArchiveSink(opts.out, {
     format: opts.compress,
@@ -268,6 +321,7 @@ async function writeBundle(
     metadata: true,
     // The store checks what it hands out; a late mismatch still ends stdout without the end marker.
     checkBeforeStdout: false,
+    ...(split ? { split: { partSize: split.partSize, done: split.done } } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const written = copyToLayout(store, bundle.named, sink, {
@@ -276,10 +330,25 @@ async function writeBundle(
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  // A download's own error comes first: the writer only sees the cancellation it causes.
-  const [, plan] = await allSettledOrThrow([arrivals, written]);
-  const bytes = sink.bytesWritten;
-  return packResult(opts, bundle, plan, bytes);
+  let plan: LayoutPlan;
+  try {
+    // A download's own error comes first: the writer only sees the cancellation it causes.
+    [, plan] = await allSettledOrThrow([arrivals, written]);
+  } catch (err) {
+    const writer = sink.splitWriter;
+    // The writer's own words first: where the disk filled (and how to go on), which part failed.
+    if (split && writer?.stoppedAt && writer.parts.length > 0) throw await recordStop(writer, split, opts, bundle);
+    if (writer?.failure) throw writer.failure;
+    throw err;
+  }
+  const out = sink.result!;
+  const result = packResult(opts, bundle, plan, out.bytes, out.sha256);
+  return {
+    ...result,
+    ...(out.parts ? { parts: out.parts } : {}),
+    ...(out.partsFile ? { partsFile: out.partsFile } : {}),
+    removed: out.removed ?? [],
+  };
 }
 
 /**
@@ -297,9 +366,13 @@ async function writeBundleInPlace(
 ): Promise<PackResult> {
   const plan = await planLayout(store, bundle.named, { extra: bundle.extraBlobs, coming });
   const tmp = tempSibling(opts.out);
+  let sha256: string;
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());
+  // The bundle's sha256 is read back behind the writers: each stretch once all before it is written.
+  const trailing = new TrailingHash(tmp, tar.size);
   try {
     await tar.writeFrame();
+    for (const [start, end] of tar.frameRanges()) trailing.written(start, end);
     // Biggest first: the last transfers to finish are then short ones, not one big one running alone.
     const bySize = [...plan.layers].sort((a, b) => b.size - a.size);
     await mapPool(bySize, opts.jobs, async (layer) => {
@@ -308,20 +381,23 @@ async function writeBundleInPlace(
       const spot = tar.spot(layer.digest, errorLabel, progress);
       try {
         await (startDeferred(layer.digest, spot) ?? store.copyTo(layer, spot, errorLabel, opts.signal));
+        trailing.written(...tar.layerRange(layer.digest));
       } catch (err) {
         cancel(); // the others stop now instead of finishing for a bundle that will be thrown away
         throw err;
       }
     });
     await tar.sync();
+    sha256 = await trailing.result();
     await tar.close();
     await rename(tmp, opts.out);
   } catch (err) {
+    await trailing.stop();
     await tar.close();
     await rm(tmp, { force: true });
     throw err;
   }
-  return packResult(opts, bundle, plan, tar.size);
+  return packResult(opts, bundle, plan, tar.size, sha256);
 }
 
 /** Progress events for a layer written into the bundle, as the streamed writer's meter sends them. */
@@ -338,4 +414,125 @@ function bundleProgress(
     left -= bytes;
     if (left <= 0) counter.done();
   };
+}
+
+/** A split pack: its part size, and when resumed, the first run's parts, time and compression. */
+interface SplitPlan {
+  partSize: number;
+  /** The resume record of this output in the store. */
+  recordPath: string;
+  done?: PartRecord[];
+  created?: string;
+  compression: { compressLevel?: number; threads?: number };
+}
+
+/** --split and --resume: the plan, checked against the stopped run's record when resuming. */
+async function planSplit(opts: PackOptions): Promise<SplitPlan | undefined> {
+  if (opts.split === undefined && !opts.resume) {
+    if (opts.out !== "-") await rm(resumeRecordPath(opts.cacheDir, opts.out), { force: true });
+    return undefined;
+  }
+  if (opts.out === "-") throw new UsageError("--split writes files; name the bundle with -o FILE");
+  const existing = await stat(opts.out).catch(() => undefined);
+  if (existing?.isDirectory()) {
+    throw new UsageError(`-o ${opts.out} is a directory; name the bundle in it: -o ${join(opts.out, "site.tar.xz")}`);
+  }
+  const recordPath = resumeRecordPath(opts.cacheDir, opts.out);
+  // The compression as used, so that a resumed run makes the same bytes (xz -T1 differs from -T2).
+  const level = opts.compress === "none" ? undefined : (opts.compressLevel ?? defaultLevels[opts.compress]);
+  const threads = opts.compress === "none" ? undefined : (opts.threads ?? defaultThreads());
+  if (!opts.resume) {
+    await rm(recordPath, { force: true });
+    return {
+      partSize: opts.split!,
+      recordPath,
+      compression: { ...(level !== undefined ? { compressLevel: level } : {}), ...(threads ? { threads } : {}) },
+    };
+  }
+  const rec = await readResumeRecord(recordPath, opts.out);
+  if (!rec) {
+    throw new UsageError(
+      `--resume: no stopped split pack of ${opts.out} is recorded in ${opts.cacheDir} (--resume goes on after a full disk, with the same -o and --cache)`,
+    );
+  }
+  const differs = (what: string, first: unknown, now: unknown): UsageError =>
+    new UsageError(
+      `--resume: the first run had ${what} ${String(first)}, this one ${String(now)}; run it the same way`,
+    );
+  if (rec.sources.join("\n") !== opts.sources.join("\n"))
+    throw differs("the sources", rec.sources.join(" "), opts.sources.join(" "));
+  if (opts.split !== undefined && opts.split !== rec.partSize) throw differs("--split", rec.partSize, opts.split);
+  if (rec.compress !== opts.compress) throw differs("--compress", rec.compress, opts.compress);
+  if (opts.compressLevel !== undefined && opts.compressLevel !== rec.level)
+    throw differs("--level", rec.level, opts.compressLevel);
+  if (opts.threads !== undefined && opts.threads !== rec.threads) throw differs("--threads", rec.threads, opts.threads);
+  return {
+    partSize: rec.partSize,
+    recordPath,
+    done: rec.parts,
+    created: rec.created,
+    compression: {
+      ...(rec.level !== undefined ? { compressLevel: rec.level } : {}),
+      ...(rec.threads !== undefined ? { threads: rec.threads } : {}),
+    },
+  };
+}
+
+/**
+ * The disk filled while a split bundle was written: the complete parts stay, the store records how
+ * to go on, and the error says what to do. Without the record the parts would be of no use: removed.
+ */
+async function recordStop(
+  writer: SplitWriter,
+  split: SplitPlan,
+  opts: PackOptions,
+  bundle: BundleDescription,
+): Promise<Error> {
+  const stop = writer.stoppedAt!;
+  const reason = writeErrorReason(stop.cause);
+
+  const rec: ResumeRecord = {
+    airpackResume: 1,
+    out: resolvePath(opts.out),
+    sources: opts.sources,
+    created: bundle.metadata.created,
+    compress: opts.compress,
+    ...(opts.compressLevel !== undefined ? { level: opts.compressLevel } : {}),
+    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    partSize: split.partSize,
+    parts: writer.parts,
+  };
+  try {
+    await writeResumeRecord(split.recordPath, rec);
+  } catch (err) {
+    await writer.removeKept();
+    return new Error(
+      `${stop.path}: cannot write it (${reason}), nor record in ${opts.cacheDir} how to resume (${fileErrorReason(err)}); the parts were removed: make room and pack again`,
+      { cause: stop.cause },
+    );
+  }
+  const n = writer.parts.length;
+  const allParts = stop.path === writer.partsFile; // the parts were done, their list was not
+  const next = allParts
+    ? `all ${n} parts are complete, but not ${basename(stop.path)}: make room for it`
+    : `${keptParts(n)} complete and kept: move them to another disk (or make room)`;
+  const goOn = allParts ? "to write it" : `to write part ${partNumber(stop.index)} on`;
+  return new Error(
+    `${stop.path}: cannot write it (${reason}); ${next}, then run the same command with --resume ${goOn}`,
+    {
+      cause: stop.cause,
+    },
+  );
+}
+
+/** After an unsplit bundle is in place: parts of an earlier split bundle of the same name go. */
+async function removeEarlierParts(out: string): Promise<string[]> {
+  if (!(await stat(out).catch(() => undefined))?.isFile()) return [];
+  const removed: string[] = [];
+  for (const name of await earlierBundleFiles(dirname(out), basename(out))) {
+    if (name === basename(out)) continue;
+    await rm(join(dirname(out), name), { force: true });
+    removed.push(name);
+  }
+  return removed;
 }

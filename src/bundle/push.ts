@@ -1,4 +1,4 @@
-import { pushImages, parsePushTarget, type PushReport } from "../copy/push";
+import { parseMap, pushImages, parsePushTarget, type PushReport } from "../copy/push";
 import { copyToLayout } from "../copy/layout";
 import { defaultThreads } from "../compression/codecs";
 import { parseReference } from "../oci/reference";
@@ -11,12 +11,16 @@ import { openSource } from "./open";
 import { LayoutDirSink } from "./sinks";
 import { BundleSource } from "./source";
 import { layoutFiles } from "./writer";
+import { namingDamagedParts } from "./parts";
 
 export interface CopyOptions {
   /** Any source pack reads (bundle:FILE, oci:DIR, docker://REF, …). */
   source: string;
   /** docker://REGISTRY[/PREFIX], REGISTRY[/PREFIX] or oci:DIR. */
   destination: string;
+  /** --map FROM=TO rules and --tag for digest-only images (registry destinations). */
+  maps?: string[];
+  digestTag?: string;
   registry: RegistryOptions;
   restoreDigests: boolean;
   jobs: number;
@@ -35,9 +39,19 @@ export type CopyResult =
  * `push BUNDLE REGISTRY` is this with a bundle as the source.
  */
 export async function copyImages(opts: CopyOptions): Promise<CopyResult> {
+  return namingDamagedParts(() => copyFrom(opts), opts.signal);
+}
+
+async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
   const spec = parseSourceSpec(opts.source);
   const toLayout = opts.destination.startsWith("oci:");
-  const target = toLayout ? undefined : parsePushTarget(opts.destination);
+  const target = toLayout
+    ? undefined
+    : {
+        ...parsePushTarget(opts.destination),
+        maps: (opts.maps ?? []).map(parseMap),
+        ...(opts.digestTag ? { digestTag: opts.digestTag } : {}),
+      };
   const hosts = [...registryHosts([spec]), ...(target ? [target.registry] : [])];
   const client = createRegistryClient(opts.registry, hosts);
   const source: ImageSource =

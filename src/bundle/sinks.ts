@@ -8,7 +8,8 @@ import { blobPath } from "../transports/layout";
 import type { LayoutFiles, LayoutSink } from "../transports/types";
 import { makeTempDir, streamToFile, tempSibling } from "../util/atomic";
 import { drain } from "../util/streams";
-import { checkOutputParent, writeOutput } from "./output";
+import { checkOutputParent, writeOutput, type OutputResult } from "./output";
+import type { SplitOptions, SplitWriter } from "./split";
 import { TarWriter } from "./tar-writer";
 import { OCI_LAYOUT_JSON, topLevelEntries } from "./writer";
 
@@ -133,6 +134,8 @@ export interface ArchiveSinkOptions {
    * its digest checked out. For sources whose blobs were checked before (the store) this is off.
    */
   checkBeforeStdout?: boolean;
+  /** Cut the output into parts of a split bundle (split.ts). */
+  split?: SplitOptions;
   signal?: AbortSignal;
 }
 
@@ -144,11 +147,15 @@ export interface ArchiveSinkOptions {
 export class ArchiveSink implements LayoutSink {
   readonly label: string;
   private readonly tar: TarWriter;
-  private readonly done: Promise<{ bytes: number }>;
+  private readonly done: Promise<OutputResult>;
   private readonly spool: boolean;
   private spoolDir?: string;
   /** Bytes written to the output (after outer compression), once closed. */
   bytesWritten = 0;
+  /** What was written (size, sha256, the parts of a split output), once closed. */
+  result: OutputResult | undefined;
+  /** The writer of a split output, to see where it stopped if it failed. */
+  splitWriter: SplitWriter | undefined;
 
   constructor(
     private readonly out: string,
@@ -162,6 +169,7 @@ export class ArchiveSink implements LayoutSink {
       ...(opts.level !== undefined ? { level: opts.level } : {}),
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.split ? { split: opts.split, onSplitWriter: (w: SplitWriter) => (this.splitWriter = w) } : {}),
     });
     this.done.catch(() => undefined);
   }
@@ -204,7 +212,8 @@ export class ArchiveSink implements LayoutSink {
   async close(): Promise<void> {
     this.tar.finalize();
     try {
-      this.bytesWritten = (await this.done).bytes;
+      this.result = await this.done;
+      this.bytesWritten = this.result.bytes;
     } finally {
       await this.cleanup();
     }

@@ -85,6 +85,18 @@ export class PositionalTar {
     }
   }
 
+  /** The stretches writeFrame() writes: [start, end) of each run of headers and small entries. */
+  frameRanges(): [number, number][] {
+    return this.runs.map((run) => [run.position, run.position + run.parts.reduce((n, b) => n + b.length, 0)]);
+  }
+
+  /** The stretch layer `digest`'s data fills, with its padding to the next tar block: [start, end). */
+  layerRange(digest: Digest): [number, number] {
+    const place = this.layerAt.get(digest);
+    if (!place) return [0, 0];
+    return [place.position, place.position + tarEntrySpan(place.size) - TAR_BLOCK];
+  }
+
   /** Where the data of layer `digest` goes (for a download that writes it there as well). */
   spot(digest: Digest, errorLabel: string, onBytes?: (bytes: number) => void): FileSpot {
     const place = this.layerAt.get(digest);

@@ -19,6 +19,7 @@ import { DeepCheckSink } from "./deep";
 import { layoutFiles } from "./writer";
 import { checkOutputParent } from "./output";
 import { defaultThreads } from "../compression/codecs";
+import { namingDamagedParts } from "./parts";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
 
@@ -69,6 +70,10 @@ const REBUILD_AHEAD = defaultThreads() + 1;
  * converted there, and are then written out.
  */
 export async function unpack(opts: UnpackOptions): Promise<BundleContents> {
+  return namingDamagedParts(() => unpackBundle(opts), opts.signal);
+}
+
+async function unpackBundle(opts: UnpackOptions): Promise<BundleContents> {
   let convert = opts.layers !== undefined && opts.layers !== "keep";
   // Converting only the zstd layers keeps every other digest, recipe layers' included.
   const onlyZstd = opts.layers === "zstd-to-gzip";
@@ -143,6 +148,10 @@ export function zstdLayers(contents: BundleContents): number {
  * against its config's diff_id, within the size airpack.json records or the ratio bound.
  */
 export async function verify(input: string, signal?: AbortSignal, deep = false): Promise<BundleContents> {
+  return namingDamagedParts(() => verifyBundle(input, signal, deep), signal);
+}
+
+async function verifyBundle(input: string, signal: AbortSignal | undefined, deep: boolean): Promise<BundleContents> {
   const source = await BundleSource.open(input, signal ? { signal } : {});
   const sink = deep ? new DeepCheckSink(source) : new NullSink();
   try {
@@ -311,6 +320,10 @@ function platformOf(
 
 /** inspect: the small documents only, or with `full` the whole bundle read and checked (recipes not run). */
 export async function inspect(input: string, full: boolean): Promise<BundleSummary> {
+  return namingDamagedParts(() => inspectBundle(input, full));
+}
+
+async function inspectBundle(input: string, full: boolean): Promise<BundleSummary> {
   const source = await BundleSource.open(input, { restoreDigests: false });
   try {
     if (!full) return summarize(source.stopAtLayers());

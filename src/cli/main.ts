@@ -22,6 +22,14 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
     .usage("$0 <command>\n\nMove container images into air-gapped sites as one verified bundle file.")
     .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress or log lines" })
     .option("json", { type: "boolean", default: false, describe: "machine-readable output on stdout" })
+    .option("debug", {
+      type: "boolean",
+      default: false,
+      describe: "log token realms, redirects and error stacks on stderr",
+    })
+    .middleware((a) => {
+      if (a.debug) process.env.AIRPACK_DEBUG = "1";
+    })
     .command(withSignal(packCommand, signal))
     .command(withSignal(unpackCommand, signal))
     .command(withSignal(verifyCommand, signal))

@@ -15,6 +15,38 @@ import { metered, type ProgressListener } from "../util/progress";
 export interface PushTarget {
   registry: string;
   prefix: string;
+  /** `--map FROM=TO` rules, first match wins; `*` in FROM is the rest of the name, put where TO has `*`. */
+  maps?: { from: string; to: string }[];
+  /** `--tag`: the tag for images named by digest only (they are pushed untagged otherwise). */
+  digestTag?: string;
+}
+
+/** `--map 'docker.io/library/*=mirror/*'`: FROM is a full name without tag, TO a path below the registry. */
+export function parseMap(text: string): { from: string; to: string } {
+  const eq = text.indexOf("=");
+  const from = text.slice(0, eq).trim();
+  const to = text.slice(eq + 1).trim();
+  const stars = (x: string): number => x.split("*").length - 1;
+  if (eq <= 0 || !to || stars(from) > 1 || stars(to) > 1 || (stars(to) === 1 && stars(from) === 0)) {
+    throw new UsageError(`--map ${text}: expected FROM=TO, e.g. 'docker.io/library/*=mirror/*' (one * at most)`);
+  }
+  return { from, to };
+}
+
+function applyMaps(full: string, maps: { from: string; to: string }[]): string | undefined {
+  for (const { from, to } of maps) {
+    const star = from.indexOf("*");
+    if (star < 0) {
+      if (full === from) return to;
+      continue;
+    }
+    const head = from.slice(0, star);
+    const tail = from.slice(star + 1);
+    if (full.length >= head.length + tail.length && full.startsWith(head) && full.endsWith(tail)) {
+      return to.replace("*", full.slice(head.length, full.length - tail.length));
+    }
+  }
+  return undefined;
 }
 
 /** "REGISTRY[/PREFIX]" or "docker://REGISTRY[/PREFIX]". */
@@ -35,8 +67,13 @@ export function parsePushTarget(text: string): PushTarget {
 /** An image's repository and tag at the target: its path below its source host, under the prefix. */
 export function targetOf(name: string, target: PushTarget): { repository: string; tag?: string } {
   const ref = parseReference(name);
-  const repository = target.prefix ? `${target.prefix}/${ref.repository}` : ref.repository;
-  return { repository, ...(ref.tag ? { tag: ref.tag } : {}) };
+  const mapped = applyMaps(`${ref.registry}/${ref.repository}`, target.maps ?? []);
+  const repository = mapped ?? (target.prefix ? `${target.prefix}/${ref.repository}` : ref.repository);
+  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
+    throw new UsageError(`${name}: --map makes "${repository}", which is not a repository name`);
+  }
+  const tag = ref.tag ?? (ref.digest ? target.digestTag : undefined);
+  return { repository, ...(tag ? { tag } : {}) };
 }
 
 export interface PushOptions {

@@ -1,5 +1,5 @@
 import type { Credential, CredentialProvider } from "./credentials";
-import { isInsecureHost, isLoopback, readBody, request, type HttpOptions } from "./http";
+import { readBody, request, schemeRefusal, type HttpOptions } from "./http";
 
 export interface Challenge {
   scheme: string;
@@ -26,7 +26,9 @@ export class AuthError extends Error {}
 
 /**
  * Bearer tokens per (registry, scope), fetched from the realm the registry names, cached until
- * shortly before they expire. Basic credentials go only to their own registry and its realm.
+ * shortly before they expire. Basic credentials go only to their own registry and its realm; the
+ * realm may be on another host (that is the token protocol: docker sends them there too), but
+ * only over HTTPS, or plain HTTP where plain HTTP is allowed (loopback, --insecure-registry).
  */
 export class Authenticator {
   private readonly tokens = new Map<string, CachedToken>();
@@ -82,12 +84,15 @@ export class Authenticator {
     } catch {
       throw new AuthError(`${registry}: bearer realm "${realm}" is not a URL`);
     }
-    if (url.protocol !== "https:" && !isLoopback(url.hostname) && !isInsecureHost(url.host, this.transport)) {
-      throw new AuthError(`${registry}: refusing to send credentials to a non-HTTPS token realm ${url.origin}`);
-    }
+    const refused = schemeRefusal(url, this.transport);
+    if (refused) throw new AuthError(`${registry}: refusing the token realm ${realm} (${refused})`);
     if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
     for (const s of scope.split(" ").filter(Boolean)) url.searchParams.append("scope", s);
     const cred = await this.credentials.get(registry);
+    this.transport.debug?.(
+      `${registry}: token realm ${url.protocol}//${url.host}${url.pathname}` +
+        (cred ? ` gets the Basic credentials for ${registry}` : " (anonymous)"),
+    );
     const headers: Record<string, string> = { accept: "application/json" };
     if (cred) headers.authorization = basic(cred);
     const res = await request(url, { headers }, this.transport);

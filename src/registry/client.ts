@@ -5,11 +5,14 @@ import { DOCKER_HUB, DOCKER_HUB_API } from "../oci/reference";
 import { Authenticator } from "./auth";
 import type { CredentialProvider } from "./credentials";
 import {
+  combinedSignal,
   isInsecureHost,
   isLoopback,
   NetworkError,
   readBody,
   request,
+  schemeRefusal,
+  shortPath,
   type HttpResponse,
   type HttpOptions,
 } from "./http";
@@ -64,6 +67,8 @@ interface SendInit {
   signal?: AbortSignal;
   /** A blob GET whose body may be poured into a BlockSink: asked through raw-http.ts where it can be. */
   raw?: boolean;
+  /** A blob body of any size: no small-document deadline (see HttpOptions.docTimeoutMs). */
+  stream?: boolean;
 }
 
 /**
@@ -105,6 +110,11 @@ export class RegistryClient {
     return s;
   }
 
+  /** `signal` together with the command's (every request and every wait stops when either aborts). */
+  signal(signal?: AbortSignal): AbortSignal | undefined {
+    return combinedSignal(this.opts.transport, signal);
+  }
+
   async url(registry: string, path: string): Promise<URL> {
     return new URL(`${await this.scheme(registry)}://${apiHost(registry)}/v2/${path}`);
   }
@@ -116,6 +126,7 @@ export class RegistryClient {
    */
   async send(registry: string, repository: string, path: string | URL, init: SendInit): Promise<HttpResponse> {
     const scope = [`repository:${repository}:${init.actions ?? "pull"}`, init.extraScope].filter(Boolean).join(" ");
+    const signal = this.signal(init.signal);
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
       try {
@@ -125,14 +136,14 @@ export class RegistryClient {
           const wait = retryAfterMs(headerValue(res, "retry-after"), this.backoff(attempt));
           res.body.resume();
           lastError = new RegistryError(`${registry}: HTTP ${res.status}`, res.status);
-          await sleep(wait, undefined, init.signal ? { signal: init.signal } : {});
+          await sleep(wait, undefined, signal ? { signal } : {});
           continue;
         }
         return res;
       } catch (err) {
         if (!(err instanceof NetworkError) || !err.retryable || init.once || attempt >= this.opts.attempts) throw err;
         lastError = err;
-        await sleep(this.backoff(attempt), undefined, init.signal ? { signal: init.signal } : {});
+        await sleep(this.backoff(attempt), undefined, signal ? { signal } : {});
       }
     }
     throw lastError ?? new Error(`${registry}: request failed`);
@@ -160,6 +171,7 @@ export class RegistryClient {
         headers,
         ...(init.body !== undefined ? { body: init.body } : {}),
         ...(init.signal ? { signal: init.signal } : {}),
+        ...(init.stream ? { stream: true } : {}),
       },
       transport,
     );
@@ -201,10 +213,19 @@ export class RegistryClient {
         const location = headerValue(res, "location");
         res.body.resume();
         if (!location) throw new RegistryError(`${registry}: redirect without a Location header`);
-        const next = new URL(location, url);
-        if (next.protocol === "http:" && url.protocol === "https:" && !isLoopback(next.hostname)) {
-          throw new RegistryError(`${registry}: refusing a redirect from HTTPS to plain HTTP (${next.host})`);
+        let next: URL;
+        try {
+          next = new URL(location, url);
+        } catch {
+          throw new RegistryError(`${registry}: ${shortPath(url)} redirects to "${location}", which is not a URL`);
         }
+        // https always; http only where plain HTTP is allowed for that host; no other scheme.
+        const refused = schemeRefusal(next, this.opts.transport);
+        if (refused) throw new RegistryError(`${registry}: refusing a redirect to ${next.href} (${refused})`);
+        if (next.host !== url.host)
+          this.opts.transport.debug?.(
+            `${registry}: redirected to ${next.protocol}//${next.host} (no credentials sent)`,
+          );
         url = next;
         continue;
       }
@@ -254,7 +275,15 @@ export function resumableBlob(
   errorLabel: string,
   signal?: AbortSignal,
 ): Readable {
-  return new BlobDownload({ client, registry, repository, digest, size, errorLabel, signal });
+  return new BlobDownload({ client, registry, repository, digest, size, errorLabel, signal: client.signal(signal) });
+}
+
+/** A network or registry error of a blob download, named after the blob (a layer) when it is not yet. */
+function named(err: Error, errorLabel: string): Error {
+  if (!(err instanceof NetworkError || err instanceof RegistryError) || err.message.startsWith(errorLabel)) return err;
+  return err instanceof NetworkError
+    ? new NetworkError(`${errorLabel}: ${err.message}`, err.retryable)
+    : new RegistryError(`${errorLabel}: ${err.message}`, err.status);
 }
 
 /** Drops the first `n` bytes of the chunks passed through it (a server that ignored Range). */
@@ -285,6 +314,8 @@ interface BlobRequest {
  */
 class BlobDownload extends Readable implements BlockFeed {
   private received = 0;
+  /** The current attempt got a response head (its body may be resumed). */
+  private answered = false;
   private body: HttpResponse["body"] | undefined;
   private started = false;
   private sink: BlockSink | undefined;
@@ -332,12 +363,14 @@ class BlobDownload extends Readable implements BlockFeed {
           return;
         }
         const e = err as NodeJS.ErrnoException;
+        // A request that got no answer was retried by client.send already: only a body is resumed here.
         const retryable =
-          err instanceof NetworkError
+          this.answered &&
+          (err instanceof NetworkError
             ? err.retryable
-            : e.code === "ECONNRESET" || e.code === "ERR_STREAM_PREMATURE_CLOSE" || e.message === "aborted";
+            : e.code === "ECONNRESET" || e.code === "ERR_STREAM_PREMATURE_CLOSE" || e.message === "aborted");
         failures++;
-        if (!retryable || failures >= 5 || signal?.aborted) throw err;
+        if (!retryable || failures >= 5 || signal?.aborted) throw named(err as Error, errorLabel);
         await sleep(client.backoff(failures), undefined, signal ? { signal } : {});
       }
     }
@@ -348,11 +381,14 @@ class BlobDownload extends Readable implements BlockFeed {
     const { client, registry, repository, digest, errorLabel, signal } = this.req;
     const headers: Record<string, string> = {};
     if (this.received > 0) headers.range = `bytes=${this.received}-`;
+    this.answered = false;
     const res = await client.send(registry, repository, `${repository}/blobs/${digest}`, {
       headers,
       raw: this.sink !== undefined,
+      stream: true,
       ...(signal ? { signal } : {}),
     });
+    this.answered = true;
     if (res.status !== 200 && res.status !== 206) throw await statusError(res, errorLabel);
     // A server that ignored Range starts over: drop what we already have.
     const skip = this.received > 0 && res.status === 200 ? this.received : 0;

@@ -3,11 +3,17 @@ import * as tls from "node:tls";
 import { Readable } from "node:stream";
 import type { IncomingHttpHeaders } from "node:http";
 import {
+  abortError,
+  checkScheme,
+  combinedSignal,
   describeNetworkError,
   isInsecureHost,
   NetworkError,
   proxyFor,
+  shortPath,
   timeoutError,
+  watchSpeed,
+  where,
   type HttpResponse,
   type HttpOptions,
 } from "./http";
@@ -44,6 +50,7 @@ export async function rawGet(
   opts: HttpOptions,
   signal?: AbortSignal,
 ): Promise<HttpResponse & { body: RawBody }> {
+  checkScheme(url, opts);
   const body = new RawBody(url);
   const head = await body.start(headers, opts, signal);
   return { ...head, body, url };
@@ -81,6 +88,9 @@ export class RawBody extends Readable {
   private pouring: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private draining = false;
   private idleTimeoutMs = 0;
+  /** The socket was stopped (onread returned false) and not resumed since. */
+  private stopped = false;
+  private stopSpeed: (() => void) | undefined;
   delivered = 0;
 
   constructor(private readonly url: URL) {
@@ -91,8 +101,9 @@ export class RawBody extends Readable {
   }
 
   /** Connect, send the request, and wait for the response head. */
-  start(headers: Record<string, string>, opts: HttpOptions, signal?: AbortSignal): Promise<ResponseHead> {
+  start(headers: Record<string, string>, opts: HttpOptions, ownSignal?: AbortSignal): Promise<ResponseHead> {
     const url = this.url;
+    const signal = combinedSignal(opts, ownSignal);
     const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`, "User-Agent: airpack"];
     for (const [name, value] of Object.entries(headers)) {
       if (/[\r\n]/.test(name + value)) throw new Error(`${url.host}: refusing a header with a line break (${name})`);
@@ -128,13 +139,17 @@ export class RawBody extends Readable {
     socket.on("error", (err: NodeJS.ErrnoException) => this.fail(describeNetworkError(err, url)));
     socket.on("end", () => this.onEnd());
     socket.on("close", () => this.onEnd());
+    // The throughput rule, head included; time the sink or the reader keeps us waiting does not count.
+    this.stopSpeed = watchSpeed(
+      socket,
+      url,
+      opts,
+      () => this.held(),
+      (err) => this.fail(err),
+    );
+    socket.once("close", () => this.stopSpeed?.());
     if (signal) {
-      const onAbort = (): void => {
-        const err = new Error("The operation was aborted") as NodeJS.ErrnoException;
-        err.name = "AbortError";
-        err.code = "ABORT_ERR";
-        this.fail(err);
-      };
+      const onAbort = (): void => this.fail(abortError());
       if (signal.aborted) onAbort();
       else {
         signal.addEventListener("abort", onAbort, { once: true });
@@ -167,7 +182,23 @@ export class RawBody extends Readable {
     }
     if (this.ended) this.push(null);
     else if (this.failure) this.destroy(this.failure);
-    else this.socket?.resume();
+    else this.resumeSocket();
+  }
+
+  private resumeSocket(): void {
+    this.stopped = false;
+    this.socket?.resume();
+  }
+
+  /** Whether airpack, not the server, is what the body waits for (see watchSpeed). */
+  private held(): boolean {
+    return (
+      this.mode === "hold" ||
+      this.stopped ||
+      this.draining ||
+      this.pending.length > 0 ||
+      (this.mode === "stream" && this.readableLength > 0)
+    );
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
@@ -195,7 +226,9 @@ export class RawBody extends Readable {
   /** onread callback: false pauses the socket. */
   private onRead(n: number): boolean {
     try {
-      return this.mode === "head" ? this.onHeadBytes(n) : this.onBodyBytes(n);
+      const more = this.mode === "head" ? this.onHeadBytes(n) : this.onBodyBytes(n);
+      if (!more) this.stopped = true;
+      return more;
     } catch (err) {
       this.fail(err as Error);
       return false;
@@ -209,7 +242,7 @@ export class RawBody extends Readable {
     const end = head.subarray(0, this.headUsed).indexOf("\r\n\r\n", searchFrom, "latin1");
     if (end < 0) {
       if (this.headUsed >= MAX_HEAD)
-        throw new NetworkError(`${this.url.host}: response head over ${MAX_HEAD} bytes`, false);
+        throw new NetworkError(`${where(this.url)}: response head over ${MAX_HEAD} bytes`, false);
       return true;
     }
     const parsed = parseHead(head.toString("latin1", 0, end), this.url);
@@ -295,7 +328,7 @@ export class RawBody extends Readable {
         }
         if (this.failure || this.ended) break;
         if (sink.space()) {
-          this.socket?.resume();
+          this.resumeSocket();
           break;
         }
         await sink.whenSpace();
@@ -320,6 +353,7 @@ export class RawBody extends Readable {
   /** Every body byte is in: the connection has nothing more for us. */
   private finishReceiving(): void {
     this.ended = true;
+    this.stopSpeed?.();
     this.socket?.destroy();
     if (this.mode === "stream" && this.pending.length === 0) this.push(null);
   }
@@ -335,8 +369,8 @@ export class RawBody extends Readable {
     this.fail(
       new NetworkError(
         this.mode === "head"
-          ? `${this.url.host}: connection closed before a response`
-          : `${this.url.host}: connection closed after ${got} of ${this.total} bytes`,
+          ? `${where(this.url)}: connection closed before a response`
+          : `${where(this.url)}: connection closed after ${got} of ${this.total} bytes`,
         true,
       ),
     );
@@ -345,6 +379,7 @@ export class RawBody extends Readable {
   private fail(err: Error): void {
     if (this.failure || (this.ended && this.mode === "stream")) return; // a stream's bytes are all in
     this.failure = err;
+    this.stopSpeed?.();
     this.pending.length = 0; // not delivered: a resume asks for them again
     this.socket?.destroy();
     this.headWaiter?.reject(err);
@@ -361,27 +396,34 @@ interface ParsedHead {
 }
 
 function parseHead(text: string, url: URL): ParsedHead {
+  const malformed = (why: string): NetworkError =>
+    new NetworkError(`${where(url)}: malformed HTTP response to ${shortPath(url)} (${why})`, false);
   const lines = text.split("\r\n");
   const statusLine = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? "");
-  if (!statusLine) throw new NetworkError(`${url.host}: not an HTTP/1.1 response`, false);
+  if (!statusLine) throw new NetworkError(`${where(url)}: not an HTTP/1.1 response`, false);
   const status = Number(statusLine[1]);
   const headers: Record<string, string> = {};
   for (const line of lines.slice(1)) {
+    // As node's parser: a CR or LF that does not end a line, or another control character, is refused.
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) throw malformed("a bare CR, LF or control character in a header");
     const colon = line.indexOf(":");
-    if (colon <= 0) throw new NetworkError(`${url.host}: malformed response header`, false);
+    if (colon <= 0) throw malformed("a header line without a name");
     const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
     headers[name] = headers[name] !== undefined ? `${headers[name]}, ${value}` : value;
   }
-  if (status < 200) throw new RawUnsupported(`${url.host}: informational response ${status}`);
+  if (status < 200) throw new RawUnsupported(`${where(url)}: informational response ${status}`);
   const encoding = headers["transfer-encoding"];
+  if (encoding !== undefined && headers["content-length"] !== undefined)
+    throw malformed("Transfer-Encoding together with Content-Length");
   if (encoding !== undefined && encoding.toLowerCase() !== "identity")
-    throw new RawUnsupported(`${url.host}: transfer-encoding ${encoding}`);
+    throw new RawUnsupported(`${where(url)}: transfer-encoding ${encoding}`);
   let contentLength: number | undefined;
   if (status === 204 || status === 304) contentLength = 0;
   else if (headers["content-length"] !== undefined) {
     const value = headers["content-length"];
-    if (!/^\d{1,15}$/.test(value)) throw new NetworkError(`${url.host}: bad Content-Length "${value}"`, false);
+    if (!/^\d{1,15}$/.test(value)) throw malformed(`bad Content-Length "${value}"`);
     contentLength = Number(value);
   }
   return { status, headers, contentLength };

@@ -9,6 +9,8 @@ export interface RegistryOptions {
   credential?: Credential;
   connectTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** The command's signal: every request and every retry wait stops when it aborts. */
+  signal?: AbortSignal;
   attempts?: number;
   backoffMs?: number;
   onRequest?: (method: string, url: URL) => void;
@@ -34,7 +36,14 @@ export function createRegistryClient(opts: RegistryOptions, registries: string[]
       insecureHosts: opts.insecureRegistries ?? [],
       connectTimeoutMs: opts.connectTimeoutMs ?? Number(env.AIRPACK_CONNECT_TIMEOUT_MS ?? 15_000),
       idleTimeoutMs: opts.idleTimeoutMs ?? Number(env.AIRPACK_IDLE_TIMEOUT_MS ?? 60_000),
+      // Under 1 KiB/s for a minute drops an answer (as curl --speed-limit 1024 --speed-time 60).
+      minSpeed: Number(env.AIRPACK_MIN_SPEED ?? 1024),
+      speedTimeMs: Number(env.AIRPACK_SPEED_TIME_MS ?? 60_000),
+      // A manifest, config or token answer must be complete within 2 minutes.
+      docTimeoutMs: Number(env.AIRPACK_DOC_TIMEOUT_MS ?? 120_000),
       proxy: proxyFromEnv(env),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(env.AIRPACK_DEBUG ? { debug: (line: string) => process.stderr.write(`airpack: debug: ${line}\n`) } : {}),
     },
     credentials: defaultCredentials(opts.credential ? { explicit: { registries, credential: opts.credential } } : {}),
     attempts: opts.attempts ?? 5,

@@ -16,8 +16,19 @@ export interface ServedRepository {
 /** Every repository served, by name (two source hosts may share a path, told apart by `?ns=`), and where each blob's file is. */
 export interface Catalog {
   repositories: Map<string, ServedRepository[]>;
-  files: Map<string, string>;
+  /** Where each digest's bytes are: a layout's blob file, or a spot in a plain .tar bundle. */
+  files: Map<string, BlobLocation>;
 }
+
+export interface BlobLocation {
+  path: string;
+  start: number;
+  /** For bytes not checked yet: settles once they hashed to their digest (memoized), rejects if not. */
+  check?: () => Promise<void>;
+}
+
+/** Finds a blob's bytes. */
+export type Locate = (desc: Descriptor) => BlobLocation;
 
 /** Limits on a served graph, so a hostile index can't make the walk explode. */
 const MAX_NODES = 100_000;
@@ -28,7 +39,7 @@ const MAX_NODES = 100_000;
  */
 export async function addToCatalog(
   catalog: Catalog,
-  dir: string,
+  locate: Locate,
   source: ImageSource,
   images: NamedImage[],
   prefix: string,
@@ -52,7 +63,7 @@ export async function addToCatalog(
       if (repo.manifests.size + repo.blobs.size > MAX_NODES)
         throw new Error(`${image.name}: more than ${MAX_NODES} documents and blobs`);
       const plain = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
-      catalog.files.set(desc.digest, layoutBlobFile(dir, desc.digest));
+      catalog.files.set(desc.digest, locate(plain));
       if (isIndex(desc.mediaType)) {
         repo.manifests.set(desc.digest, plain);
         todo.push(...parseIndex(await source.fetchSmall(desc, image.name), image.name).manifests);
@@ -62,14 +73,14 @@ export async function addToCatalog(
         for (const blob of [m.config, ...m.layers]) {
           if (!(await source.hasBlob(blob))) continue; // a foreign layer the bundle doesn't carry
           repo.blobs.set(blob.digest, blob);
-          catalog.files.set(blob.digest, layoutBlobFile(dir, blob.digest));
+          catalog.files.set(blob.digest, locate(blob));
         }
       }
     }
   }
 }
 
-/** The blob file of a digest in an OCI layout directory. */
-export function layoutBlobFile(dir: string, digest: string): string {
-  return join(dir, "blobs", "sha256", digest.slice("sha256:".length));
+/** Blobs of an OCI layout directory. */
+export function inLayoutDir(dir: string): Locate {
+  return (desc) => ({ path: join(dir, "blobs", "sha256", desc.digest.slice("sha256:".length)), start: 0 });
 }

@@ -1,10 +1,15 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { unpack } from "../bundle/unpack";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { MAX_JSON_BYTES, parseJson, type Descriptor } from "../oci/descriptor";
+import { METADATA_FILE } from "../bundle/format";
+import { blobPath } from "../transports/layout";
 import { OciLayoutSource } from "../transports/layout";
-import { DirTree } from "../util/files";
+import { DirTree, TarTree } from "../util/files";
 import { trackTempPath, untrackTempPath } from "../util/leftovers";
-import { addToCatalog, type Catalog } from "./catalog";
+import { addToCatalog, inLayoutDir, type BlobLocation, type Catalog } from "./catalog";
 import { startServer, type RunningServer } from "./server";
 
 export interface ServeOptions {
@@ -15,6 +20,7 @@ export interface ServeOptions {
   /** Where each bundle's verified, digest-restored layout is kept while serving. */
   workDir: string;
   tls?: { cert: Buffer; key: Buffer };
+  users?: Map<string, string>;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -39,6 +45,7 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
   try {
     const catalog: Catalog = { repositories: new Map(), files: new Map() };
     for (const bundle of opts.bundles) {
+      if (await servedInPlace(bundle, catalog, opts)) continue;
       const dir = trackTempPath(await mkdtemp(join(opts.workDir, "serve-")));
       dirs.push(dir);
       const layout = join(dir, "layout");
@@ -50,7 +57,7 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       const source = new OciLayoutSource(new DirTree(layout), `bundle ${bundle}`);
-      await addToCatalog(catalog, layout, source, await source.images(), opts.prefix);
+      await addToCatalog(catalog, inLayoutDir(layout), source, await source.images(), opts.prefix);
       opts.log(`${bundle}: verified, ${catalog.repositories.size} repositories so far`);
     }
     const server = await startServer({
@@ -59,6 +66,7 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
       port: opts.port,
       log: opts.log,
       ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.users ? { users: opts.users } : {}),
     });
     return {
       address: server.address,
@@ -72,4 +80,85 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
     await removeAll();
     throw err;
   }
+}
+
+/**
+ * A plain .tar bundle with nothing to restore is served from its own bytes, at their offsets, with
+ * no copy and no wait: its manifests and configs are checked now, every layer in the background and
+ * again before its first byte is sent. A layer that fails gets a 500 and a log line; the others are
+ * served. Compressed bundles, and bundles whose original digests must be rebuilt, are unpacked first.
+ */
+async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOptions): Promise<boolean> {
+  if (bundle === "-") return false;
+  const tree = await TarTree.open(bundle).catch(() => undefined);
+  if (!tree) return false; // compressed (or not a tar): the unpack path says what is wrong
+  if (await needsRestoring(tree)) return false;
+  const checks: (() => Promise<void>)[] = [];
+  const locate = (desc: Descriptor): BlobLocation => {
+    const start = tree.locate(blobPath(desc)).offset;
+    let checked: Promise<void> | undefined;
+    const check = (): Promise<void> => (checked ??= checkRange(bundle, start, desc));
+    checks.push(check);
+    return { path: bundle, start, check };
+  };
+  const source = new OciLayoutSource(tree, `bundle ${bundle}`);
+  await addToCatalog(catalog, locate, source, await source.images(), opts.prefix);
+  opts.log(`${bundle}: served in place; checking ${checks.length} blobs in the background`);
+  void (async () => {
+    let bad = 0;
+    for (const check of checks) {
+      if (opts.signal?.aborted) return;
+      await check().catch((err: Error) => {
+        bad++;
+        opts.log(`${bundle}: ${err.message}; it is not served`);
+      });
+    }
+    opts.log(`${bundle}: ${checks.length - bad} of ${checks.length} blobs checked out`);
+  })();
+  return true;
+}
+
+/** Whether airpack.json says some original digest must be rebuilt (a recipe, or another root). */
+async function needsRestoring(tree: TarTree): Promise<boolean> {
+  if (!(await tree.exists(METADATA_FILE))) return false;
+  const meta = parseJson(await tree.readSmall(METADATA_FILE, MAX_JSON_BYTES), `${tree.label}: ${METADATA_FILE}`);
+  const images = Array.isArray(meta.images) ? (meta.images as Record<string, unknown>[]) : [];
+  return images.some((img) => {
+    const restored = img.restored as { digest?: unknown } | undefined;
+    if (restored && restored.digest !== img.digest) return true;
+    const manifests = Array.isArray(img.manifests) ? (img.manifests as { layers?: unknown }[]) : [];
+    return manifests.some((m) => Array.isArray(m.layers) && m.layers.some((l) => (l as { recipe?: unknown }).recipe));
+  });
+}
+
+async function checkRange(path: string, start: number, desc: Descriptor): Promise<void> {
+  const hash = createHash("sha256");
+  let size = 0;
+  if (desc.size > 0) {
+    for await (const chunk of createReadStream(path, { start, end: start + desc.size - 1 })) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  }
+  const digest = `sha256:${hash.digest("hex")}`;
+  if (size !== desc.size || digest !== desc.digest) {
+    throw new Error(`blob ${desc.digest} failed its check (${size} bytes, sha256:${digest.slice(7, 19)}…)`);
+  }
+}
+
+/** An htpasswd file of bcrypt entries (`htpasswd -B`), as distribution reads it. */
+export function parseHtpasswd(text: string, file: string): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const colon = line.indexOf(":");
+    const hash = line.slice(colon + 1);
+    if (colon <= 0 || !/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) {
+      throw new Error(`${file}:${i + 1}: not a bcrypt entry (make it with htpasswd -B)`);
+    }
+    users.set(line.slice(0, colon), hash);
+  }
+  if (users.size === 0) throw new Error(`${file}: no users`);
+  return users;
 }

@@ -1,18 +1,22 @@
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { open } from "node:fs/promises";
+import bcrypt from "bcryptjs";
 import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import type { Descriptor } from "../oci/descriptor";
 import { isDigest } from "../oci/digest";
-import type { Catalog, ServedRepository } from "./catalog";
+import type { BlobLocation, Catalog, ServedRepository } from "./catalog";
 
 export interface ServerOptions {
   catalog: Catalog;
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer };
+  /** htpasswd users (bcrypt hashes): every request then needs Basic auth. */
+  users?: Map<string, string>;
   log: (line: string) => void;
 }
 
@@ -63,8 +67,26 @@ export function parseRange(header: string, size: number): [number, number] | nul
  */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { catalog } = opts;
+  const allowed = new Set<string>(); // sha256 of "user:password" pairs that matched, to skip bcrypt next time
+  const authorized = async (req: http.IncomingMessage): Promise<boolean> => {
+    if (!opts.users) return true;
+    const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(req.headers.authorization ?? "");
+    if (!m) return false;
+    const pair = Buffer.from(m[1]!, "base64").toString("utf8");
+    const key = createHash("sha256").update(pair).digest("hex");
+    if (allowed.has(key)) return true;
+    const colon = pair.indexOf(":");
+    const hash = colon > 0 ? opts.users.get(pair.slice(0, colon)) : undefined;
+    if (!hash || !(await bcrypt.compare(pair.slice(colon + 1), hash))) return false;
+    allowed.add(key);
+    return true;
+  };
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<number> => {
     res.setHeader("docker-distribution-api-version", "registry/2.0");
+    if (!(await authorized(req))) {
+      res.setHeader("www-authenticate", 'Basic realm="airpack serve"');
+      return fail(res, 401, "UNAUTHORIZED", "authentication required");
+    }
     const url = new URL(req.url ?? "/", "http://x");
     if (req.method !== "GET" && req.method !== "HEAD")
       return fail(res, 405, "UNSUPPORTED", "this registry is read-only (airpack serve)");
@@ -94,7 +116,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           ? repo.tags.get(reference)
           : undefined;
       if (!desc) return fail(res, 404, "MANIFEST_UNKNOWN", "manifest unknown");
-      const bytes = await readFile(catalog.files.get(desc.digest)!);
+      const at = catalog.files.get(desc.digest)!;
+      await at.check?.();
+      const bytes = await readAt(at, desc.size);
       res.writeHead(200, {
         "content-type": desc.mediaType,
         "content-length": bytes.length,
@@ -108,7 +132,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ? (repo.blobs.get(reference) ?? repo.manifests.get(reference))
       : undefined;
     if (!desc) return fail(res, 404, "BLOB_UNKNOWN", "blob unknown to registry");
-    return sendBlob(req, res, desc, catalog.files.get(desc.digest)!);
+    const at = catalog.files.get(desc.digest)!;
+    await at.check?.(); // never an unchecked byte: a blob that fails gets a 500, and the log says why
+    return sendBlob(req, res, desc, at);
   };
 
   const pick = (name: string, url: URL): ServedRepository | undefined => {
@@ -130,14 +156,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       },
     );
   };
+  // Slow or idle clients are cut off (a request's head must arrive within AIRPACK_SERVE_HEADERS_MS,
+  // checked every second); the number of connections is bounded.
+  const headersTimeout = Number(process.env.AIRPACK_SERVE_HEADERS_MS) || 10_000;
+  const limits = {
+    headersTimeout,
+    requestTimeout: Math.max(headersTimeout, 60_000),
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+  };
   const server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener)
-    : http.createServer(listener);
-  // Slow or idle clients are cut off; the number of connections is bounded.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
-  server.keepAliveTimeout = 5_000;
+    ? https.createServer({ ...limits, cert: opts.tls.cert, key: opts.tls.key }, listener)
+    : http.createServer(limits, listener);
   server.maxConnections = 2_000;
+  // A connection with nothing going either way for a minute (idle, or a client that stopped reading) goes.
+  server.setTimeout(60_000, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => resolve());
@@ -154,11 +187,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
+async function readAt(at: BlobLocation, size: number): Promise<Buffer> {
+  const fh = await open(at.path, "r");
+  try {
+    const buf = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(buf, 0, size, at.start);
+    if (bytesRead !== size) throw new Error(`${at.path}: short read at ${at.start}`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 async function sendBlob(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   desc: Descriptor,
-  file: string,
+  at: BlobLocation,
 ): Promise<number> {
   const headers: http.OutgoingHttpHeaders = {
     "content-type": "application/octet-stream",
@@ -187,6 +232,6 @@ async function sendBlob(
     res.end();
     return status;
   }
-  await pipeline(createReadStream(file, { start, end }), res);
+  await pipeline(createReadStream(at.path, { start: at.start + start, end: at.start + end }), res);
   return status;
 }

@@ -187,7 +187,11 @@ export class RegistrySink implements ImageSink {
       if (previous) return previous;
       throw new RegistryError(`${this.label}: upload answer without a Location header`);
     }
-    return new URL(location, res.url).toString();
+    try {
+      return new URL(location, res.url).toString();
+    } catch {
+      throw new RegistryError(`${this.label}: upload answer with a bad Location header ${JSON.stringify(location)}`);
+    }
   }
 
   /** A config or other small blob as one PUT; a manifest or index by its digest. */

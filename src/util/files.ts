@@ -137,6 +137,12 @@ export class TarTree implements FileTree {
     return new ReadAheadStream(this.file, e.offset, e.offset + e.size);
   }
 
+  /** Where a file's bytes are in the archive (links followed), to read them in place. */
+  locate(path: string): { offset: number; size: number } {
+    const e = this.entry(path);
+    return { offset: e.offset, size: e.size };
+  }
+
   paths(): string[] {
     return [...this.entries.keys()];
   }

@@ -12,33 +12,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { airpackOk, assertOneLineError, layoutImages, pack, runAirpack, sha256Of, tarMember } from "../helpers/cli";
-import { makePeerShapes, specIn, type PeerShape } from "../helpers/peer-shapes";
+import { HAND_MADE_SHAPES, makePeerShapes, specIn, type PeerShape } from "../helpers/peer-shapes";
 import { makeTempDir, removeDir } from "../helpers/peers/temp";
 import { inspectBundle } from "../helpers/registry-fixtures";
-
-const SHAPE_NAMES = [
-  "nested-index",
-  "no-names-one",
-  "no-names-two",
-  "many-names",
-  "same-name-twice",
-  "descriptor-type",
-  "unknown-type",
-  "referrers",
-  "index-fields",
-  "helm-chart",
-  "sha512",
-  "empty-layers",
-  "zstd-variants",
-  "dot-slash",
-  "crane-tarball",
-  "moby-dedupe",
-  "docker25-two-tags",
-  "docker25-partial",
-  "gzipped-save",
-  "null-manifest",
-  "repositories-only",
-];
 
 describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 }, () => {
   let dir = "";
@@ -74,10 +50,10 @@ describe("peer shapes: pack and verify, or one clear error", { timeout: 300_000 
       assert.ok(a.equals(await readFile(join(again, n))), `${n} differs between two runs`);
     }
     assert.ok(bytes < 600_000, `${bytes} bytes`);
-    assert.deepEqual(shapes.map((s) => s.name).sort(), [...SHAPE_NAMES].sort());
+    assert.deepEqual(shapes.map((s) => s.name).sort(), [...HAND_MADE_SHAPES].sort());
   });
 
-  for (const name of SHAPE_NAMES) {
+  for (const name of HAND_MADE_SHAPES) {
     it(name, async () => {
       const s = shape(name);
       const bundle = join(dir, `${name}.tar`);

@@ -28,7 +28,7 @@ import {
   sha256Of,
   type Descriptor,
 } from "../helpers/cli";
-import { makePeerShapes, specIn, type PeerShape, type PeerShapeImage } from "../helpers/peer-shapes";
+import { HAND_MADE_SHAPES, makePeerShapes, specIn, type PeerShape, type PeerShapeImage } from "../helpers/peer-shapes";
 import { startContainerd, type Containerd } from "../helpers/peers/containerd";
 import { createPodman, type Podman } from "../helpers/peers/podman";
 import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
@@ -421,29 +421,6 @@ describe("peer shapes: pack → verify → unpack → ctr and podman, digests fr
 
   // ------------------------------------------------------------------ the tests --
 
-  const HAND_MADE = [
-    "nested-index",
-    "no-names-one",
-    "no-names-two",
-    "many-names",
-    "same-name-twice",
-    "descriptor-type",
-    "unknown-type",
-    "referrers",
-    "index-fields",
-    "helm-chart",
-    "sha512",
-    "empty-layers",
-    "zstd-variants",
-    "dot-slash",
-    "crane-tarball",
-    "moby-dedupe",
-    "docker25-two-tags",
-    "docker25-partial",
-    "gzipped-save",
-    "null-manifest",
-    "repositories-only",
-  ];
   const TOOL_MADE = [
     "podman-oci-archive",
     "podman-docker-archive",
@@ -458,7 +435,7 @@ describe("peer shapes: pack → verify → unpack → ctr and podman, digests fr
   ];
 
   for (const layers of ["keep", "uncompressed"]) {
-    for (const name of HAND_MADE) {
+    for (const name of HAND_MADE_SHAPES) {
       test(`${name}, --layers ${layers}`, { timeout: TIMEOUT }, async (t) => {
         const shape = shapes.find((s) => s.name === name);
         assert.ok(shape, `make-peer-shapes.py made no ${name}`);

@@ -5,13 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import * as net from "node:net";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 
-import { AIRPACK_BIN, airpackOk } from "../helpers/cli";
+import { AIRPACK_BIN, airpackOk, sha256Of } from "../helpers/cli";
 import { startContainerd, type Containerd } from "../helpers/peers/containerd";
-import { peersUnavailable, skipOrFail } from "../helpers/peers/process";
+import { peersUnavailable, runOk, skipOrFail } from "../helpers/peers/process";
 import { startRegistry, type Registry } from "../helpers/peers/registry";
 import { createSkopeo, type Skopeo } from "../helpers/peers/skopeo";
 import { freePort, makeTempDir, removeDir } from "../helpers/peers/temp";
@@ -31,7 +32,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
   const digests = new Map<string, string>();
 
   before(async () => {
-    unavailable = await peersUnavailable(["docker-registry", "skopeo", "containerd", "ctr"]);
+    unavailable = await peersUnavailable(["docker-registry", "skopeo", "containerd", "ctr", "htpasswd"]);
     if (unavailable !== null) return;
     work = await makeTempDir("airpack-e2e-serve");
     source = await startRegistry();
@@ -52,6 +53,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     serving = `127.0.0.1:${port}`;
     server = spawn(process.execPath, [AIRPACK_BIN, "serve", bundle, "--listen", serving, "--cache", cache], {
       stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, AIRPACK_SERVE_HEADERS_MS: "1500" },
     });
     let log = "";
     server.stderr?.on("data", (c: Buffer) => (log += c.toString("utf8")));
@@ -133,6 +135,164 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     // a blob of another repository is not served under this one
     assert.equal(await status(`/v2/test/mixed/blobs/${manifest.config.digest}`), 200);
     assert.equal(await status(`/v2/test/list/blobs/${manifest.config.digest}`), 404);
+  });
+
+  test("slow and idle clients are cut off and don't starve the others", async (t) => {
+    if (!ready(t)) return;
+    const [host, port] = serving.split(":") as [string, string];
+    const sockets: net.Socket[] = [];
+    const closed: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const s = net.connect(Number(port), host);
+      s.on("error", () => undefined);
+      s.resume(); // read what the server sends (its 408), so its close is seen
+      // a request head that never ends (slowloris), or nothing at all
+      if (i % 2 === 0) s.write("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+      closed.push(new Promise((r) => s.once("close", () => r())));
+      sockets.push(s);
+    }
+    const started = Date.now();
+    const ok = await fetch(`http://${serving}/v2/test/mixed/tags/list`);
+    assert.equal(ok.status, 200);
+    assert.ok(Date.now() - started < 1000, "a normal request waited behind the slow ones");
+    // the server drops the slow heads after its headers time-out (1.5 s here)
+    await Promise.race([
+      Promise.all(closed.filter((_, i) => i % 2 === 0)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("slow clients were never cut off")), 10_000)),
+    ]);
+    for (const s of sockets) s.destroy();
+    assert.equal(server?.exitCode, null, "the server died");
+  });
+
+  test("a plain .tar bundle with nothing to restore is served in place, from its own bytes", async (t) => {
+    if (!ready(t)) return;
+    // the original layers, as unpack restores them, packed as they are into a plain .tar (no recipes)
+    const restored = path.join(work, "restored.oci.tar");
+    await airpackOk(["unpack", path.join(work, "site.tar.xz"), "--format", "oci-archive", "-o", restored]);
+    const plain = path.join(work, "plain.tar");
+    const plainCache = path.join(work, "c-plain");
+    await airpackOk(["pack", `oci-archive:${restored}`, "--all-platforms", "-o", plain, "--cache", plainCache, "-q"]);
+    const port = await freePort();
+    const own = path.join(work, "cache-in-place");
+    const child = spawn(
+      process.execPath,
+      [AIRPACK_BIN, "serve", plain, "--listen", `127.0.0.1:${port}`, "--cache", own],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    try {
+      let log = "";
+      child.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 60_000;
+      while (!log.includes("serving ")) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not start:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(log, /served in place/);
+      assert.deepEqual(await readdir(path.join(own, "serve")), [], "a copy was made");
+      for (const r of refs) assert.equal(await registryDigest(sk!, `127.0.0.1:${port}/${r}`), digests.get(r), r);
+      const dest = `dir:${path.join(work, "copied-in-place")}`;
+      await mkdir(path.join(work, "copied-in-place"), { recursive: true });
+      await sk!.copy(`docker://127.0.0.1:${port}/test/mixed:1`, dest, ["--src-tls-verify=false", "--preserve-digests"]);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  });
+
+  test("a damaged layer in a plain .tar is refused with a 500 and a log line; the rest is served", async (t) => {
+    if (!ready(t)) return;
+    const plain = path.join(work, "plain.tar");
+    const damaged = path.join(work, "damaged.tar");
+    const bytes = await readFile(plain);
+    const manifest = (await (
+      await fetch(`http://${serving}/v2/test/mixed/manifests/1`, {
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      })
+    ).json()) as { config: { digest: string }; layers: { digest: string; size: number }[] };
+    const victim = manifest.layers[0]!;
+    // GNU tar says where the member's header is; its data starts one block later
+    const listing = (await runOk("tar", ["--block-number", "-tvf", plain])).stdout.toString("utf8");
+    const line = listing.split("\n").find((l) => l.endsWith(`blobs/sha256/${victim.digest.slice(7)}`));
+    const block = Number(/^block (\d+):/.exec(line ?? "")?.[1]);
+    assert.ok(Number.isInteger(block), listing);
+    bytes[(block + 1) * 512 + Math.floor(victim.size / 2)] ^= 0xff;
+    await writeFile(damaged, bytes);
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [AIRPACK_BIN, "serve", damaged, "--listen", `127.0.0.1:${port}`, "--cache", cache],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    try {
+      let log = "";
+      child.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 60_000;
+      while (!log.includes("checked out")) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not check its blobs:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(log, new RegExp(`blob ${victim.digest} failed its check`));
+      const base = `http://127.0.0.1:${port}/v2/test/mixed/blobs`;
+      const bad = await fetch(`${base}/${victim.digest}`);
+      assert.equal(bad.status, 500);
+      assert.ok((await bad.text()).length < 200, "a body of the damaged blob was sent");
+      assert.equal((await fetch(`${base}/${manifest.config.digest}`)).status, 200);
+      const other = manifest.layers[1]!;
+      const good = await fetch(`${base}/${other.digest}`);
+      assert.equal(good.status, 200);
+      assert.equal(sha256Of(Buffer.from(await good.arrayBuffer())), other.digest);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+  });
+
+  test("--htpasswd: 401 without credentials, pulls with them", async (t) => {
+    if (!ready(t)) return;
+    const file = path.join(work, "htpasswd");
+    const line = (await runOk("htpasswd", ["-Bbn", "site", "s3cret"])).stdout.toString("utf8").trim();
+    await writeFile(file, `${line}\n`);
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        AIRPACK_BIN,
+        "serve",
+        path.join(work, "site.tar.xz"),
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--cache",
+        cache,
+        "--htpasswd",
+        file,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    try {
+      let log = "";
+      child.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 60_000;
+      while (!log.includes("serving ")) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not start:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const anon = await fetch(`http://127.0.0.1:${port}/v2/test/mixed/manifests/1`);
+      assert.equal(anon.status, 401);
+      assert.match(anon.headers.get("www-authenticate") ?? "", /^Basic /);
+      const wrong = await fetch(`http://127.0.0.1:${port}/v2/`, {
+        headers: { authorization: `Basic ${Buffer.from("site:nope").toString("base64")}` },
+      });
+      assert.equal(wrong.status, 401);
+      const got = await registryDigest(sk!, `127.0.0.1:${port}/test/mixed:1`, ["--creds", "site:s3cret"]);
+      assert.equal(got, digests.get("test/mixed:1"));
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
   });
 
   test("SIGTERM stops it and removes its verified layouts", async (t) => {

@@ -9,6 +9,31 @@ import { join, resolve } from "node:path";
 import { REPO_ROOT } from "./cli";
 
 /** One image a shape holds: the name airpack gives it, and the skopeo reference of the same input. */
+/** The shapes fixtures/make-peer-shapes.py writes by hand (the rest come from podman, skopeo and umoci). */
+export const HAND_MADE_SHAPES = [
+  "nested-index",
+  "no-names-one",
+  "no-names-two",
+  "many-names",
+  "same-name-twice",
+  "descriptor-type",
+  "unknown-type",
+  "referrers",
+  "index-fields",
+  "helm-chart",
+  "sha512",
+  "empty-layers",
+  "zstd-variants",
+  "dot-slash",
+  "crane-tarball",
+  "moby-dedupe",
+  "docker25-two-tags",
+  "docker25-partial",
+  "gzipped-save",
+  "null-manifest",
+  "repositories-only",
+] as const;
+
 export interface PeerShapeImage {
   name: string;
   /** skopeo reference relative to the output directory; null where skopeo 1.9 cannot read the shape. */

@@ -1,4 +1,3 @@
-import { stat } from "node:fs/promises";
 import { defineCommand, examples } from "../command-module";
 import { printJson } from "../output";
 import { printSummary } from "../summary";
@@ -18,8 +17,9 @@ export const inspectCommand = defineCommand({
       ),
   handler: async (a) => {
     const { inspect } = await import("../../bundle/unpack.js");
+    const { bundleFileSize } = await import("../../bundle/parts.js");
     const s = await inspect(a.bundle || "-", a.verify);
-    const bytes = a.bundle && a.bundle !== "-" ? (await stat(a.bundle)).size : undefined;
+    const bytes = a.bundle && a.bundle !== "-" ? bundleFileSize(a.bundle) : undefined; // all parts of a split one
     if (a.json) printJson({ ...s, ...(bytes !== undefined ? { bundleBytes: bytes } : {}) });
     else printSummary(s, bytes);
   },

@@ -3,11 +3,12 @@ import { layerModes, type LayerMode } from "../../copy/layer-modes";
 import type { StreamFormat } from "../../compression/sniff";
 import { formatFromName } from "../../bundle/extensions";
 import { pack } from "../../bundle/pack";
+import { parseSplitSize, SPLIT_MEDIA } from "../../bundle/split";
 import { hostPlatform } from "../../oci/platform";
 import { fileErrorReason, UsageError } from "../../util/errors";
 import { defaultCacheDir } from "../cache-dir";
 import { defineCommand, examples } from "../command-module";
-import { readCredential } from "../credentials";
+import { registryAccess, registryAccessOptions } from "../credentials";
 import { log, type Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
 import { createReporter } from "../progress";
@@ -30,11 +31,17 @@ async function readImageLists(files: string[]): Promise<string[]> {
   return out;
 }
 
+/** "a, b, c", or "7 files (a, b … g)" for many. */
+function listFiles(names: string[]): string {
+  if (names.length <= 3) return names.join(", ");
+  return `${names.length} files (${names[0]!}, ${names[1]!} … ${names[names.length - 1]!})`;
+}
+
 export const packCommand = defineCommand({
   command: "pack [sources..]",
   describe: "pack images into one bundle file",
   builder: (y) =>
-    y
+    registryAccessOptions(y)
       .positional("sources", {
         type: "string",
         array: true,
@@ -90,18 +97,21 @@ export const packCommand = defineCommand({
         array: true,
         describe: "file with one image reference per line (# comments), like k3s/rke2 image lists",
       })
-      .option("insecure-registry", {
-        type: "string",
-        array: true,
-        describe: "HOST[:PORT] that may use plain HTTP or unverified TLS (localhost/127.0.0.1 may use HTTP anyway)",
-      })
-      .option("ca-file", { type: "string", describe: "PEM file of extra CA certificates to trust for registries" })
-      .option("username", { type: "string", describe: "registry user name (with --password-stdin)" })
-      .option("password-stdin", { type: "boolean", default: false, describe: "read the registry password from stdin" })
       .option("with-attestations", {
         type: "boolean",
         default: false,
         describe: "include attestation manifests (unknown/unknown)",
+      })
+      .option("split", {
+        type: "string",
+        describe:
+          "write the bundle as parts NAME.001, NAME.002, … of SIZE bytes (the last holds the rest) and NAME.parts.json: " +
+          `a byte count, 4095M, 4G, or a medium: ${Object.keys(SPLIT_MEDIA).join(", ")}`,
+      })
+      .option("resume", {
+        type: "boolean",
+        default: false,
+        describe: "go on with a --split pack that stopped on a full disk (same command, same -o and --cache)",
       })
       .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
       .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
@@ -118,6 +128,7 @@ export const packCommand = defineCommand({
             "pack docker-archive:a.tar oci-archive:b.tar --layers keep -o s.tar.zst",
           ],
           ["stream to stdout (xz)", "pack oci:./layout -o - | ssh diode 'cat > site.tar.xz'"],
+          ["parts that fit a FAT32 USB disk", "pack -f images.txt --split fat32 -o /media/usb/site.tar.xz"],
           ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
         ]),
       ),
@@ -136,20 +147,24 @@ export const packCommand = defineCommand({
     // Gzip layers don't shrink inside xz or zstd; stored uncompressed with recipes they do, digests kept.
     const layers: LayerMode =
       a.layers === "auto" ? (compress === "xz" || compress === "zstd" ? "uncompressed" : "keep") : a.layers;
+    let split: number | undefined;
+    try {
+      split = a.split === undefined ? undefined : parseSplitSize(a.split);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if ((split !== undefined || a.resume) && out === "-") {
+      throw new UsageError("--split writes files: name the bundle with -o FILE (e.g. -o site.tar.xz)");
+    }
     const mismatch = nameMismatch(out, compress);
     if (mismatch) log(g, `warning: ${mismatch}`);
     const reporter = createReporter(!g.quiet && !g.json);
     try {
       const sources = [...(a.sources ?? []), ...(await readImageLists(a["images-file"] ?? []))];
       if (sources.length === 0) throw new UsageError("name at least one image (or -f FILE)");
-      const credential = await readCredential(a.username, a["password-stdin"]);
       const result = await pack({
         sources,
-        registry: {
-          insecureRegistries: a["insecure-registry"] ?? [],
-          ...(a["ca-file"] ? { caFile: a["ca-file"] } : {}),
-          ...(credential ? { credential } : {}),
-        },
+        registry: { ...(await registryAccess(a)), signal },
         out,
         cacheDir: a.cache,
         compress,
@@ -162,12 +177,22 @@ export const packCommand = defineCommand({
         preserveDigests: a["preserve-digests"] && layers === "uncompressed",
         verifyDiffIds: a["verify-diff-ids"],
         jobs,
+        ...(split !== undefined ? { split } : {}),
+        ...(a.resume ? { resume: true } : {}),
         ...(reporter.listener ? { onProgress: reporter.listener } : {}),
         signal,
       });
       reporter.stop();
       if (g.json)
-        printJson({ output: out, bytes: result.bytesWritten, blobs: result.blobs, metadata: result.metadata });
+        printJson({
+          output: out,
+          bytes: result.bytesWritten,
+          sha256: result.sha256,
+          blobs: result.blobs,
+          ...(result.parts ? { partsFile: result.partsFile, parts: result.parts } : {}),
+          ...(result.removed.length > 0 ? { removed: result.removed } : {}),
+          metadata: result.metadata,
+        });
       else {
         for (const img of result.metadata.images) {
           const conv = img.manifests.flatMap((m) => m.layers).filter((l) => l.mode === "converted").length;
@@ -184,10 +209,14 @@ export const packCommand = defineCommand({
             g,
             `warning: foreign layer ${f.digest} (${f.mediaType}) is not in the bundle; it must be fetched from ${f.urls?.join(", ") ?? "its URL"} on the other side`,
           );
-        log(
-          g,
-          `wrote ${out === "-" ? "stdout" : out}: ${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`,
-        );
+        if (result.removed.length > 0) log(g, `removed ${listFiles(result.removed)}: an earlier bundle of that name`);
+        const what = `${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`;
+        if (result.parts) {
+          log(g, `wrote ${out} as ${result.parts.length} part(s) and ${result.partsFile}: ${what}`);
+          for (const p of result.parts) log(g, `  ${p.name}  ${p.size} bytes  sha256 ${p.sha256}`);
+        } else log(g, `wrote ${out === "-" ? "stdout" : out}: ${what}`);
+        // Last, for the transfer form: what the far side checks the file (or the parts together) against.
+        log(g, `bundle sha256 ${result.sha256}  ${result.bytesWritten} bytes`);
       }
     } finally {
       reporter.stop();

@@ -2,7 +2,7 @@ import type { Argv } from "yargs";
 import type { CopyResult } from "../../bundle/push";
 import { UsageError } from "../../util/errors";
 import { defineCommand, examples } from "../command-module";
-import { readCredential } from "../credentials";
+import { registryAccess, registryAccessOptions, type RegistryAccessArgs } from "../credentials";
 import { log, type Globals } from "../globals";
 import { formatBytes, printJson } from "../output";
 import { createReporter } from "../progress";
@@ -10,7 +10,7 @@ import { checkCount } from "../validate";
 
 /** Options push and copy share: the target registry's access, parallelism, what to send. */
 function destinationOptions<T>(y: Argv<T>) {
-  return y
+  return registryAccessOptions(y)
     .option("jobs", { alias: "j", type: "number", default: 4, describe: "blobs sent in parallel" })
     .option("dry-run", {
       type: "boolean",
@@ -22,24 +22,24 @@ function destinationOptions<T>(y: Argv<T>) {
       default: true,
       describe: "rebuild recipe layers and send the original manifests (--no-restore-digests: the bundle's own form)",
     })
-    .option("insecure-registry", {
+    .option("map", {
       type: "string",
       array: true,
-      describe: "HOST[:PORT] that may use plain HTTP or unverified TLS (localhost/127.0.0.1 may use HTTP anyway)",
+      describe:
+        "FROM=TO: put images named FROM (a full name, * for the rest) at TO below the registry, e.g. 'docker.io/library/*=mirror/*'",
     })
-    .option("ca-file", { type: "string", describe: "PEM file of extra CA certificates to trust" })
-    .option("username", { type: "string", describe: "registry user name (with --password-stdin)" })
-    .option("password-stdin", { type: "boolean", default: false, describe: "read the registry password from stdin" });
+    .option("tag", {
+      type: "string",
+      describe: "tag for images that were packed by digest only (else pushed untagged)",
+    });
 }
 
-interface DestinationArgs {
+interface DestinationArgs extends RegistryAccessArgs {
   jobs: number;
   "dry-run": boolean;
   "restore-digests": boolean;
-  "insecure-registry"?: string[];
-  "ca-file"?: string;
-  username?: string;
-  "password-stdin": boolean;
+  map?: string[];
+  tag?: string;
   quiet?: boolean;
   json?: boolean;
 }
@@ -49,18 +49,15 @@ async function runCopy(source: string, destination: string, a: DestinationArgs, 
   if (a["password-stdin"] && (source === "bundle:-" || source === "-"))
     throw new UsageError("--password-stdin and a bundle on stdin both want stdin; pass the bundle as a file");
   const jobs = checkCount(a.jobs, "--jobs") ?? 4;
-  const credential = await readCredential(a.username, a["password-stdin"]);
   const reporter = createReporter(!g.quiet && !g.json);
   const { copyImages } = await import("../../bundle/push.js");
   const result = await copyImages({
     source,
     destination,
-    registry: {
-      insecureRegistries: a["insecure-registry"] ?? [],
-      ...(a["ca-file"] ? { caFile: a["ca-file"] } : {}),
-      ...(credential ? { credential } : {}),
-    },
+    registry: { ...(await registryAccess(a)), signal },
     restoreDigests: a["restore-digests"],
+    ...(a.map ? { maps: a.map } : {}),
+    ...(a.tag ? { digestTag: a.tag } : {}),
     jobs,
     dryRun: a["dry-run"],
     ...(reporter.listener ? { onProgress: reporter.listener } : {}),

@@ -22,6 +22,7 @@ export const serveCommand = defineCommand({
       .option("prefix", { type: "string", default: "", describe: "serve every repository under this path" })
       .option("tls-cert", { type: "string", describe: "PEM certificate (with --tls-key) to serve HTTPS" })
       .option("tls-key", { type: "string", describe: "PEM private key" })
+      .option("htpasswd", { type: "string", describe: "require Basic auth for these users (bcrypt, htpasswd -B)" })
       .option("cache", {
         type: "string",
         default: defaultCacheDir(),
@@ -46,7 +47,8 @@ export const serveCommand = defineCommand({
       a["tls-cert"] && a["tls-key"]
         ? { cert: await readFile(a["tls-cert"]), key: await readFile(a["tls-key"]) }
         : undefined;
-    const { serveBundles } = await import("../../serve/serve.js");
+    const { parseHtpasswd, serveBundles } = await import("../../serve/serve.js");
+    const users = a.htpasswd ? parseHtpasswd(await readFile(a.htpasswd, "utf8"), a.htpasswd) : undefined;
     const serving = await serveBundles({
       bundles: a.bundles,
       host,
@@ -57,6 +59,7 @@ export const serveCommand = defineCommand({
         if (!g.quiet) process.stderr.write(`${line}\n`);
       },
       ...(tls ? { tls } : {}),
+      ...(users ? { users } : {}),
       signal,
     });
     const scheme = tls ? "https" : "http";
