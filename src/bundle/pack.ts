@@ -171,7 +171,7 @@ async function packBundle(opts: PackOptions): Promise<PackResult> {
       : await writeBundle(store, bundle, { ...opts, signal }, Promise.all(background), split);
     for (const [digest, task] of deferred) start(digest, task); // none expected: every copied layer is in the plan
     await Promise.all(background);
-    if (split) await rm(split.recordPath, { force: true });
+    if (split) await forgetResume(split.recordPath);
     else if (opts.out !== "-") result.removed = await removeEarlierParts(opts.out);
     ok = true;
     return result;
@@ -426,10 +426,15 @@ interface SplitPlan {
   compression: { compressLevel?: number; threads?: number };
 }
 
+/** A stopped pack of this output is not to be resumed (the store's own errors are said by Store.open). */
+async function forgetResume(recordPath: string): Promise<void> {
+  await rm(recordPath, { force: true }).catch(() => undefined);
+}
+
 /** --split and --resume: the plan, checked against the stopped run's record when resuming. */
 async function planSplit(opts: PackOptions): Promise<SplitPlan | undefined> {
   if (opts.split === undefined && !opts.resume) {
-    if (opts.out !== "-") await rm(resumeRecordPath(opts.cacheDir, opts.out), { force: true });
+    if (opts.out !== "-") await forgetResume(resumeRecordPath(opts.cacheDir, opts.out));
     return undefined;
   }
   if (opts.out === "-") throw new UsageError("--split writes files; name the bundle with -o FILE");
@@ -442,7 +447,7 @@ async function planSplit(opts: PackOptions): Promise<SplitPlan | undefined> {
   const level = opts.compress === "none" ? undefined : (opts.compressLevel ?? defaultLevels[opts.compress]);
   const threads = opts.compress === "none" ? undefined : (opts.threads ?? defaultThreads());
   if (!opts.resume) {
-    await rm(recordPath, { force: true });
+    await forgetResume(recordPath);
     return {
       partSize: opts.split!,
       recordPath,

@@ -173,21 +173,20 @@ export function findSplitBundle(path: string): SplitBundle | undefined {
     if (m) {
       const base = path.slice(0, -m[0].length);
       partsPath = base + PARTS_SUFFIX;
-      const shown = basename(partsPath);
       if (!isFile(partsPath)) {
-        const first = `${base}.001`;
         // Not a part of anything, or a bundle that fit in one part: an ordinary file.
-        if (m[1] === "001" ? !isFile(`${base}.002`) : !isFile(first)) return undefined;
-        throw new Error(
-          `${label}: ${shown} is missing (it lists the parts and their sha256): resend it, or check the bundle without it: cat ${basename(base)}.0* | airpack verify -`,
-        );
+        if (m[1] === "001" ? !isFile(`${base}.002`) : !isFile(`${base}.001`)) return undefined;
+        throw missingPartsFile(label, base);
       }
       bundleName = basename(base);
       named = basename(path);
     } else {
       if (statSync(path, { throwIfNoEntry: false }) !== undefined) return undefined;
       partsPath = path + PARTS_SUFFIX;
-      if (!isFile(partsPath)) return undefined;
+      if (!isFile(partsPath)) {
+        if (!isFile(`${path}.001`)) return undefined; // no such file: said as for any other
+        throw missingPartsFile(label, path);
+      }
       bundleName = basename(path);
     }
   }
@@ -243,6 +242,14 @@ export function findSplitBundle(path: string): SplitBundle | undefined {
     );
   }
   return { label, partsPath, file, paths };
+}
+
+/** Parts of bundle `base` are here, its parts.json is not. */
+function missingPartsFile(label: string, base: string): Error {
+  const name = basename(base);
+  return new Error(
+    `${label}: ${partsFileName(name)} is missing (it lists the parts and their sha256): resend it, or check the bundle without it: cat ${name}.0* | airpack verify -`,
+  );
 }
 
 /** Size of a bundle file, or of the whole of a split one (inspect shows it). */

@@ -369,10 +369,12 @@ describe("split bundles", () => {
     await expectRefused(d, new RegExp(`${NAME}\\.006 is beside ${NAME}\\.parts\\.json, which lists 5 part\\(s\\)`));
     d = await copyOfSplit();
     await rm(join(d, `${NAME}.parts.json`));
-    assertOneLineError(
-      await runAirpack(["verify", partFile(d, 1)]),
-      new RegExp(`${NAME}\\.parts\\.json is missing .*cat ${NAME}\\.0\\* \\| airpack verify -$`),
-    );
+    for (const given of [partFile(d, 1), join(d, NAME)]) {
+      assertOneLineError(
+        await runAirpack(["verify", given]),
+        new RegExp(`${NAME}\\.parts\\.json is missing .*cat ${NAME}\\.0\\* \\| airpack verify -$`),
+      );
+    }
     assertOneLineError(
       await runAirpack(["verify", partFile(splitDir, 3)]),
       /is part 003 of 5 of a split bundle: name site\.tar\.xz\.001/,
