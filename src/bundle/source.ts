@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable, finished as eos } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { checkBytes, imageName, type Descriptor } from "../oci/descriptor";
 import { DigestStream, shortDigest, type Digest } from "../oci/digest";
@@ -76,7 +76,8 @@ export class BundleSource implements ImageSource {
   private pumping = false;
   private broken?: Error;
   private rebuilding = 0;
-  private spoolDir?: string;
+  private spoolDir?: Promise<string>;
+  private closed = false;
 
   private constructor(
     private readonly reader: BundleReader,
@@ -303,10 +304,9 @@ export class BundleSource implements ImageSource {
           (this.uses.get(entry.desc.digest) ?? 1) > 1;
         if (entry.desc.digest === head.digest && !head.spool && !wantedTwice) {
           this.queue.shift();
-          const consumed = finished(entry.data);
-          head.resolve(entry.data);
-          // The tar can't move on until the consumer has read this entry to its end.
-          await consumed;
+          head.resolve(handedOver(entry.data));
+          // The tar can't move on until this entry is read to its end (and so checked).
+          await finished(entry.data);
           continue;
         }
         // Someone else (or nobody yet) wants it: keep a checked copy and read on.
@@ -369,8 +369,10 @@ export class BundleSource implements ImageSource {
     this.spooled.set(entry.desc.digest, file);
   }
 
-  private async spoolDirectory(): Promise<string> {
-    this.spoolDir ??= await makeTempDir("airpack-bundle-");
+  /** One spool folder, made once even when asked for side by side, and none once closed. */
+  private spoolDirectory(): Promise<string> {
+    if (this.closed) return Promise.reject(new Error(`${this.label}: closed`));
+    this.spoolDir ??= makeTempDir("airpack-bundle-");
     return this.spoolDir;
   }
 
@@ -413,8 +415,10 @@ export class BundleSource implements ImageSource {
     this.current?.data.destroy();
     this.current = undefined;
     if (!this.ended) this.reader.stop();
+    this.closed = true;
     this.failAll(new Error(`${this.label}: closed`));
-    if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
+    const spool = await this.spoolDir?.catch(() => undefined);
+    if (spool) await rm(spool, { recursive: true, force: true });
   }
 }
 
@@ -428,4 +432,26 @@ function labelled(err: unknown, label: string): Error {
 
 function rebuildLabel(original: Descriptor, recipe: GzipRecipe): string {
   return `regenerated layer ${shortDigest(original.digest)}… (recipe ${describeRecipe(recipe)})`;
+}
+
+/**
+ * An entry's data as the consumer gets it. A consumer that lets go early (the store has the blob
+ * already) destroys its side only: the entry is read on to its end, still checked, so that the tar
+ * can move on.
+ */
+function handedOver(entry: Readable): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  // A stream asked for ahead may fail before its consumer listens: the error waits in it (pipeline
+  // and finished() report it) rather than crash the process.
+  out.on("error", () => undefined);
+  // An error, or a close before the end (the bundle failed under it), reaches the consumer.
+  eos(entry, (err) => {
+    if (err) out.destroy(err);
+  });
+  out.once("close", () => {
+    if (entry.readableEnded) return;
+    entry.unpipe(out);
+    entry.resume();
+  });
+  return entry.pipe(out);
 }

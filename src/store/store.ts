@@ -180,7 +180,8 @@ export class Store extends OciLayoutSource implements ImageSink {
       return;
     }
     if (await this.hasBlobNow(desc)) {
-      data.destroy();
+      // A gate (the diff_id check) reads the same stream: it must see it to its end, not a cut.
+      if (!opts.gate) data.destroy();
       await alreadyHere();
       await opts.gate;
       return;

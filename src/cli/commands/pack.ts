@@ -41,97 +41,102 @@ export const packCommand = defineCommand({
   command: "pack [sources..]",
   describe: "pack images into one bundle file",
   builder: (y) =>
-    registryAccessOptions(y)
-      .positional("sources", {
-        type: "string",
-        array: true,
-        describe:
-          "registry reference (alpine:3.20, ghcr.io/org/app@sha256:…), docker://REF, oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], bundle:FILE (or bundle:- for stdin)",
-      })
-      .option("output", {
-        alias: "o",
-        type: "string",
-        demandOption: true,
-        describe: "bundle file (.tar.xz, .tar.zst, .tar.gz, .tar) or - for stdout",
-      })
-      .option("compress", {
-        choices: compressChoices,
-        describe: "outer compression (default: from the file name; xz for stdout)",
-      })
-      .option("level", { type: "number", describe: "compression level (xz 0-9, zstd 1-19, gzip 1-9)" })
-      .option("threads", { alias: "T", type: "number", describe: "compression threads (default: all cores)" })
-      .option("layers", {
-        choices: [...layerModes, "auto"] as const,
-        default: "auto" as LayerMode | "auto",
-        describe:
-          "convert each layer to this compression. auto: uncompressed with recipes (every digest kept) under " +
-          "xz or zstd, where the outer compression then shrinks the layers; keep for .tar and .tar.gz",
-      })
-      .option("platform", {
-        type: "string",
-        array: true,
-        describe: "os/arch[/variant] to take from multi-platform images (repeatable); default: host",
-      })
-      .option("all-platforms", {
-        type: "boolean",
-        default: false,
-        describe: "take every platform of multi-platform images",
-      })
-      .option("preserve-digests", {
-        type: "boolean",
-        default: true,
-        describe:
-          "with --layers uncompressed: store a recipe per gzip layer so unpack restores the original digests " +
-          "(layers no encoder reproduces are kept compressed); --no-preserve-digests converts plainly",
-      })
-      .option("verify-diff-ids", {
-        type: "boolean",
-        default: false,
-        describe:
-          "also decompress layers kept as they are and check them against the config's diff_ids " +
-          "(converted layers are always checked; blob digests always are)",
-      })
-      .option("images-file", {
-        alias: "f",
-        type: "string",
-        array: true,
-        describe: "file with one image reference per line (# comments), like k3s/rke2 image lists",
-      })
-      .option("with-attestations", {
-        type: "boolean",
-        default: false,
-        describe: "include attestation manifests (unknown/unknown)",
-      })
-      .option("split", {
-        type: "string",
-        describe:
-          "write the bundle as parts NAME.001, NAME.002, … of SIZE bytes (the last holds the rest) and NAME.parts.json: " +
-          `a byte count, 4095M, 4G, or a medium: ${Object.keys(SPLIT_MEDIA).join(", ")}`,
-      })
-      .option("resume", {
-        type: "boolean",
-        default: false,
-        describe: "go on with a --split pack that stopped on a full disk (same command, same -o and --cache)",
-      })
-      .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
-      .option("cache", { type: "string", default: defaultCacheDir(), describe: "content-addressed store (OCI layout)" })
-      .epilogue(
-        examples([
-          [
-            "two images from registries (host platform), every digest kept",
-            "pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz",
-          ],
-          ["a k3s/rke2-style image list, every platform", "pack -f images.txt --all-platforms -o site.tar.xz"],
-          ["one image from an OCI layout", "pack oci:./layout:app -o app.tar.xz"],
-          [
-            "archives with layers kept as they are (a plain .tar keeps them anyway)",
-            "pack docker-archive:a.tar oci-archive:b.tar --layers keep -o s.tar.zst",
-          ],
-          ["stream to stdout (xz)", "pack oci:./layout -o - | ssh diode 'cat > site.tar.xz'"],
-          ["parts that fit a FAT32 USB disk", "pack -f images.txt --split fat32 -o /media/usb/site.tar.xz"],
-          ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
-        ]),
-      ),
+    registryAccessOptions(
+      y
+        .positional("sources", {
+          type: "string",
+          array: true,
+          describe:
+            "registry reference (alpine:3.20, ghcr.io/org/app@sha256:…), docker://REF, oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], bundle:FILE (or bundle:- for stdin)",
+        })
+        .option("output", {
+          alias: "o",
+          type: "string",
+          demandOption: true,
+          describe: "bundle file (.tar.xz, .tar.zst, .tar.gz, .tar) or - for stdout",
+        })
+        .option("compress", {
+          choices: compressChoices,
+          describe: "outer compression (default: from the file name; xz for stdout)",
+        })
+        .option("level", { type: "number", describe: "compression level (xz 0-9, zstd 1-19, gzip 1-9)" })
+        .option("threads", { alias: "T", type: "number", describe: "compression threads (default: all cores)" })
+        .option("layers", {
+          choices: [...layerModes, "auto"] as const,
+          default: "auto" as LayerMode | "auto",
+          describe:
+            "convert each layer to this compression. auto: uncompressed with recipes (every digest kept) under " +
+            "xz or zstd, where the outer compression then shrinks the layers; keep for .tar and .tar.gz",
+        })
+        .option("platform", {
+          type: "string",
+          array: true,
+          describe: "os/arch[/variant] to take from multi-platform images (repeatable); default: host",
+        })
+        .option("all-platforms", {
+          type: "boolean",
+          default: false,
+          describe: "take every platform of multi-platform images",
+        })
+        .option("preserve-digests", {
+          type: "boolean",
+          default: true,
+          describe:
+            "with --layers uncompressed: store a recipe per gzip layer so unpack restores the original digests " +
+            "(layers no encoder reproduces are kept compressed); --no-preserve-digests converts plainly",
+        })
+        .option("verify-diff-ids", {
+          type: "boolean",
+          default: false,
+          describe:
+            "also decompress layers kept as they are and check them against the config's diff_ids " +
+            "(converted layers are always checked; blob digests always are)",
+        })
+        .option("images-file", {
+          alias: "f",
+          type: "string",
+          array: true,
+          describe: "file with one image reference per line (# comments), like k3s/rke2 image lists",
+        })
+        .option("with-attestations", {
+          type: "boolean",
+          default: false,
+          describe: "include attestation manifests (unknown/unknown)",
+        })
+        .option("split", {
+          type: "string",
+          describe:
+            "write the bundle as parts NAME.001, NAME.002, … of SIZE bytes (the last holds the rest) and NAME.parts.json: " +
+            `a byte count, 4095M, 4G, or a medium: ${Object.keys(SPLIT_MEDIA).join(", ")}`,
+        })
+        .option("resume", {
+          type: "boolean",
+          default: false,
+          describe: "go on with a --split pack that stopped on a full disk (same command, same -o and --cache)",
+        })
+        .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
+        .option("cache", {
+          type: "string",
+          default: defaultCacheDir(),
+          describe: "content-addressed store (OCI layout)",
+        }),
+    ).epilogue(
+      examples([
+        [
+          "two images from registries (host platform), every digest kept",
+          "pack alpine:3.20 ghcr.io/org/app@sha256:… -o site.tar.xz",
+        ],
+        ["a k3s/rke2-style image list, every platform", "pack -f images.txt --all-platforms -o site.tar.xz"],
+        ["one image from an OCI layout", "pack oci:./layout:app -o app.tar.xz"],
+        [
+          "archives with layers kept as they are (a plain .tar keeps them anyway)",
+          "pack docker-archive:a.tar oci-archive:b.tar --layers keep -o s.tar.zst",
+        ],
+        ["stream to stdout (xz)", "pack oci:./layout -o - | ssh diode 'cat > site.tar.xz'"],
+        ["parts that fit a FAT32 USB disk", "pack -f images.txt --split fat32 -o /media/usb/site.tar.xz"],
+        ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
+      ]),
+    ),
   handler: async (a, signal) => {
     const g: Globals = { quiet: Boolean(a.quiet), json: Boolean(a.json) };
     const out = a.output;

@@ -10,28 +10,30 @@ import { checkCount } from "../validate";
 
 /** Options push and copy share: the target registry's access, parallelism, what to send. */
 function destinationOptions<T>(y: Argv<T>) {
-  return registryAccessOptions(y)
-    .option("jobs", { alias: "j", type: "number", default: 4, describe: "blobs sent in parallel" })
-    .option("dry-run", {
-      type: "boolean",
-      default: false,
-      describe: "say what would be sent (blobs, manifests, tags, sizes) and what the target has; send nothing",
-    })
-    .option("restore-digests", {
-      type: "boolean",
-      default: true,
-      describe: "rebuild recipe layers and send the original manifests (--no-restore-digests: the bundle's own form)",
-    })
-    .option("map", {
-      type: "string",
-      array: true,
-      describe:
-        "FROM=TO: put images named FROM (a full name, * for the rest) at TO below the registry, e.g. 'docker.io/library/*=mirror/*'",
-    })
-    .option("tag", {
-      type: "string",
-      describe: "tag for images that were packed by digest only (else pushed untagged)",
-    });
+  return registryAccessOptions(
+    y
+      .option("jobs", { alias: "j", type: "number", default: 4, describe: "blobs sent in parallel" })
+      .option("dry-run", {
+        type: "boolean",
+        default: false,
+        describe: "say what would be sent (blobs, manifests, tags, sizes) and what the target has; send nothing",
+      })
+      .option("restore-digests", {
+        type: "boolean",
+        default: true,
+        describe: "rebuild recipe layers and send the original manifests (--no-restore-digests: the bundle's own form)",
+      })
+      .option("map", {
+        type: "string",
+        array: true,
+        describe:
+          "FROM=TO: put images named FROM (a full name, * for the rest) at TO below the registry, e.g. 'docker.io/library/*=mirror/*'",
+      })
+      .option("tag", {
+        type: "string",
+        describe: "tag for images that were packed by digest only (else pushed untagged)",
+      }),
+  );
 }
 
 interface DestinationArgs extends RegistryAccessArgs {
