@@ -1,0 +1,268 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { decompressStream, xzBlockDecoder } from "../compression/codecs";
+import { blocksFor, readXzIndex, syntheticStream, type XzIndex } from "../compression/xz-index";
+import { writeFileAtomic } from "../util/atomic";
+import type { FileTree } from "../util/files";
+import { Limiter } from "../util/pool";
+import { safeTarPath, TAR_BLOCK, TarHeaderState } from "../util/tar-index";
+
+/** Entries this small are kept from the indexing pass (airpack.json, index.json, manifests, configs). */
+const KEPT_BYTES = 256 * 1024;
+const INDEX_VERSION = 1;
+/** xz decoders at once (each ~9 MiB, one core): more requests wait for one, first come first served. */
+const decoders = new Limiter(Number(process.env.AIRPACK_SERVE_DECODERS) || 8);
+
+interface Scan {
+  /** path → [offset in the tar, size] */
+  entries: Map<string, [number, number]>;
+  kept: Map<string, Buffer>;
+  /** Digests of blobs whose bytes did not hash to their name. */
+  bad: Set<string>;
+}
+
+/**
+ * A multi-block .tar.xz bundle read in place: one pass on first start decodes it, finds every
+ * entry's offset in the tar and hashes every blob (cached under the cache dir, keyed by the
+ * bundle's size, mtime and first 64 KiB); then an entry is read by decoding only the xz blocks
+ * that hold it, wrapped as a stream of their own (docs/bundle-format.md, "Seekable .tar.xz").
+ */
+export class XzTree implements FileTree {
+  private constructor(
+    readonly file: string,
+    private readonly index: XzIndex,
+    private readonly scan: Scan,
+  ) {}
+
+  /** undefined when the bundle is not a multi-block xz file (then it is unpacked as before). */
+  static async open(file: string, cacheDir: string, log: (line: string) => void): Promise<XzTree | undefined> {
+    const index = await readXzIndex(file, file).catch(() => undefined);
+    if (!index || index.blocks.length < 2) return undefined;
+    const cached = join(cacheDir, `${await cacheKey(file)}.json`);
+    let scan = await loadScan(cached);
+    if (!scan) {
+      const started = Date.now();
+      scan = await scanTar(decodedWhole(file), file);
+      await mkdir(cacheDir, { recursive: true });
+      await writeFileAtomic(cached, saveScan(scan));
+      log(
+        `${file}: indexed ${scan.entries.size} entries in ${((Date.now() - started) / 1000).toFixed(1)} s (kept in ${cached})`,
+      );
+    }
+    return new XzTree(file, index, scan);
+  }
+
+  get label(): string {
+    return this.file;
+  }
+
+  /** Blobs that failed their check in the indexing pass. */
+  get bad(): ReadonlySet<string> {
+    return this.scan.bad;
+  }
+
+  private entry(path: string): [number, number] {
+    const e = this.scan.entries.get(safeTarPath(path, this.file));
+    if (!e) throw Object.assign(new Error(`${this.file}: no entry ${path}`), { code: "ENOENT" });
+    return e;
+  }
+
+  offsetOf(path: string): number {
+    return this.entry(path)[0];
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return this.scan.entries.has(safeTarPath(path, this.file));
+  }
+
+  async size(path: string): Promise<number> {
+    return this.entry(path)[1];
+  }
+
+  async readSmall(path: string, limit: number): Promise<Buffer> {
+    const [offset, size] = this.entry(path);
+    if (size > limit) throw new Error(`${this.file}/${path}: ${size} bytes, over the ${limit}-byte limit`);
+    const kept = this.scan.kept.get(safeTarPath(path, this.file));
+    if (kept) return kept;
+    const parts: Buffer[] = [];
+    for await (const c of this.range(offset, size)) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  open(path: string): Readable {
+    const [offset, size] = this.entry(path);
+    return this.range(offset, size);
+  }
+
+  /** Bytes [offset, offset+length) of the tar, decoded from the blocks that hold them only. */
+  range(offset: number, length: number): Readable {
+    const { index, file } = this;
+    async function* decode(): AsyncGenerator<Buffer> {
+      if (length === 0) return;
+      const [first, last] = blocksFor(index, offset, offset + length);
+      const release = await decoders.acquire();
+      const decoder = xzBlockDecoder(file);
+      try {
+        const input = syntheticStream(file, index, first, last);
+        input.on("error", (err) => decoder.destroy(err));
+        input.pipe(decoder);
+        let skip = offset - index.blocks[first]!.start;
+        let left = length;
+        for await (const c of decoder) {
+          let chunk = c as Buffer;
+          if (skip >= chunk.length) {
+            skip -= chunk.length;
+            continue;
+          }
+          chunk = chunk.subarray(skip, skip + left);
+          skip = 0;
+          left -= chunk.length;
+          yield chunk;
+          if (left === 0) return;
+        }
+        throw new Error(`${file}: xz blocks ended ${left} bytes short of an entry`);
+      } finally {
+        decoder.destroy();
+        release();
+      }
+    }
+    return Readable.from(decode(), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+}
+
+function decodedWhole(file: string): Readable {
+  const decoder = decompressStream("xz", file);
+  const input = createReadStream(file, { highWaterMark: 1 << 20 });
+  input.on("error", (err) => decoder.destroy(err));
+  return input.pipe(decoder);
+}
+
+async function cacheKey(file: string): Promise<string> {
+  const st = await stat(file);
+  const fh = await open(file, "r");
+  try {
+    const head = Buffer.alloc(Math.min(65536, st.size));
+    await fh.read(head, 0, head.length, 0);
+    return createHash("sha256")
+      .update(`${INDEX_VERSION}:${st.size}:${st.mtimeMs}:`)
+      .update(head)
+      .digest("hex")
+      .slice(0, 32);
+  } finally {
+    await fh.close();
+  }
+}
+
+const BLOB = /^blobs\/sha256\/([0-9a-f]{64})$/;
+
+/** One streaming pass over a tar: every entry's offset and size, small entries kept, blobs hashed. */
+export async function scanTar(tar: Readable, label: string): Promise<Scan> {
+  const scan: Scan = { entries: new Map(), kept: new Map(), bad: new Set() };
+  const headers = new TarHeaderState(label);
+  const header = Buffer.alloc(TAR_BLOCK);
+  let filled = 0;
+  let pos = 0;
+  let next = 0;
+  /** The entry whose data is being read: where its data ends, and what takes it. */
+  let cur: { dataEnd: number; take: (b: Buffer) => void; done: () => void } | undefined;
+  const finish = (): void => {
+    if (cur && pos >= next) {
+      cur.done();
+      cur = undefined;
+    }
+  };
+  try {
+    for await (const c of tar) {
+      let chunk = c as Buffer;
+      while (chunk.length > 0) {
+        if (pos < next) {
+          const n = Math.min(chunk.length, next - pos);
+          if (cur && pos < cur.dataEnd) cur.take(chunk.subarray(0, Math.min(n, cur.dataEnd - pos)));
+          pos += n;
+          chunk = chunk.subarray(n);
+          finish();
+          continue;
+        }
+        const n = Math.min(chunk.length, TAR_BLOCK - filled);
+        chunk.copy(header, filled, 0, n);
+        filled += n;
+        pos += n;
+        chunk = chunk.subarray(n);
+        if (filled < TAR_BLOCK) continue;
+        filled = 0;
+        const step = headers.step(header, pos - TAR_BLOCK);
+        if (step.kind === "end") return scan;
+        next = step.next;
+        if (step.kind === "meta") {
+          const parts: Buffer[] = [];
+          cur = {
+            dataEnd: step.dataStart + step.size,
+            take: (b) => parts.push(Buffer.from(b)),
+            done: () => headers.meta(step.typeflag, Buffer.concat(parts)),
+          };
+        } else if (step.kind === "entry" && step.entry.type === "file") {
+          cur = entryReader(scan, step.entry.path, step.entry.offset, step.entry.size);
+        }
+        finish();
+      }
+    }
+  } finally {
+    tar.destroy();
+  }
+  throw new Error(`${label}: truncated tar (no end-of-archive marker)`);
+}
+
+function entryReader(
+  scan: Scan,
+  path: string,
+  offset: number,
+  size: number,
+): { dataEnd: number; take: (b: Buffer) => void; done: () => void } {
+  scan.entries.set(path, [offset, size]);
+  const digest = BLOB.exec(path)?.[1];
+  const hash = digest ? createHash("sha256") : undefined;
+  const parts: Buffer[] | undefined = size <= KEPT_BYTES ? [] : undefined;
+  return {
+    dataEnd: offset + size,
+    take: (b) => {
+      hash?.update(b);
+      parts?.push(Buffer.from(b));
+    },
+    done: () => {
+      if (digest && hash!.digest("hex") !== digest) scan.bad.add(`sha256:${digest}`);
+      else if (parts) scan.kept.set(path, Buffer.concat(parts));
+    },
+  };
+}
+
+function saveScan(scan: Scan): string {
+  return JSON.stringify({
+    version: INDEX_VERSION,
+    entries: [...scan.entries],
+    kept: [...scan.kept].map(([p, b]) => [p, b.toString("base64")]),
+    bad: [...scan.bad],
+  });
+}
+
+/** A cached scan, or undefined when there is none (or it is not one this version wrote). */
+async function loadScan(file: string): Promise<Scan | undefined> {
+  try {
+    const doc = JSON.parse(await readFile(file, "utf8")) as {
+      version: number;
+      entries: [string, [number, number]][];
+      kept: [string, string][];
+      bad: string[];
+    };
+    if (doc.version !== INDEX_VERSION) return undefined;
+    return {
+      entries: new Map(doc.entries),
+      kept: new Map(doc.kept.map(([p, b]) => [p, Buffer.from(b, "base64")])),
+      bad: new Set(doc.bad),
+    };
+  } catch {
+    return undefined;
+  }
+}
