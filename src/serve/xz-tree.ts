@@ -1,17 +1,16 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { decompressStream, xzBlockDecoder } from "../compression/codecs";
+import { xzBlockDecoder } from "../compression/codecs";
 import { blocksFor, readXzIndex, syntheticStream, type XzIndex } from "../compression/xz-index";
 import { writeFileAtomic } from "../util/atomic";
 import type { FileTree } from "../util/files";
 import { Limiter } from "../util/pool";
 import { safeTarPath, TAR_BLOCK, TarHeaderState } from "../util/tar-index";
 
-/** Entries this small are kept from the indexing pass (airpack.json, index.json, manifests, configs). */
-const KEPT_BYTES = 256 * 1024;
+/** JSON entries this small are kept from the indexing pass (airpack.json, index.json, manifests, configs). */
+const KEPT_BYTES = 64 * 1024;
 const INDEX_VERSION = 1;
 /** xz decoders at once (each ~9 MiB, one core): more requests wait for one, first come first served. */
 const decoders = new Limiter(Number(process.env.AIRPACK_SERVE_DECODERS) || 8);
@@ -45,7 +44,7 @@ export class XzTree implements FileTree {
     let scan = await loadScan(cached);
     if (!scan) {
       const started = Date.now();
-      scan = await scanTar(decodedWhole(file), file);
+      scan = await scanTar(decodedWhole(file, index), file);
       await mkdir(cacheDir, { recursive: true });
       await writeFileAtomic(cached, saveScan(scan));
       log(
@@ -103,41 +102,58 @@ export class XzTree implements FileTree {
     async function* decode(): AsyncGenerator<Buffer> {
       if (length === 0) return;
       const [first, last] = blocksFor(index, offset, offset + length);
-      const release = await decoders.acquire();
-      const decoder = xzBlockDecoder(file);
-      try {
-        const input = syntheticStream(file, index, first, last);
-        input.on("error", (err) => decoder.destroy(err));
-        input.pipe(decoder);
-        let skip = offset - index.blocks[first]!.start;
-        let left = length;
-        for await (const c of decoder) {
-          let chunk = c as Buffer;
-          if (skip >= chunk.length) {
-            skip -= chunk.length;
-            continue;
-          }
-          chunk = chunk.subarray(skip, skip + left);
-          skip = 0;
-          left -= chunk.length;
-          yield chunk;
-          if (left === 0) return;
+      let skip = offset - index.blocks[first]!.start;
+      let left = length;
+      for await (const c of decodeBlocks(file, index, first, last)) {
+        let chunk = c;
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          continue;
         }
-        throw new Error(`${file}: xz blocks ended ${left} bytes short of an entry`);
-      } finally {
-        decoder.destroy();
-        release();
+        chunk = chunk.subarray(skip, skip + left);
+        skip = 0;
+        left -= chunk.length;
+        yield chunk;
+        if (left === 0) return;
       }
+      throw new Error(`${file}: xz blocks ended ${left} bytes short of an entry`);
     }
     return Readable.from(decode(), { objectMode: false, highWaterMark: 1 << 20 });
   }
 }
 
-function decodedWhole(file: string): Readable {
-  const decoder = decompressStream("xz", file);
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
-  input.on("error", (err) => decoder.destroy(err));
-  return input.pipe(decoder);
+/** Blocks first..last decoded, on one of the decoders. */
+async function* decodeBlocks(file: string, index: XzIndex, first: number, last: number): AsyncGenerator<Buffer> {
+  const release = await decoders.acquire();
+  const decoder = xzBlockDecoder(file);
+  try {
+    const input = syntheticStream(file, index, first, last);
+    input.on("error", (err) => decoder.destroy(err));
+    input.pipe(decoder);
+    for await (const c of decoder) yield c as Buffer;
+  } finally {
+    decoder.destroy();
+    release();
+  }
+}
+
+/**
+ * The whole tar, block by block: a block that does not decode (or fails its xz check) becomes a
+ * hole of its size, so the entries in it are marked bad and the rest are still found.
+ */
+async function* decodedWhole(file: string, index: XzIndex): AsyncGenerator<Buffer | number> {
+  for (let i = 0; i < index.blocks.length; i++) {
+    let got = 0;
+    try {
+      for await (const c of decodeBlocks(file, index, i, i)) {
+        got += c.length;
+        yield c;
+      }
+      if (got !== index.blocks[i]!.size) throw new Error("short block");
+    } catch {
+      yield index.blocks[i]!.size - got;
+    }
+  }
 }
 
 async function cacheKey(file: string): Promise<string> {
@@ -158,8 +174,11 @@ async function cacheKey(file: string): Promise<string> {
 
 const BLOB = /^blobs\/sha256\/([0-9a-f]{64})$/;
 
-/** One streaming pass over a tar: every entry's offset and size, small entries kept, blobs hashed. */
-export async function scanTar(tar: Readable, label: string): Promise<Scan> {
+/**
+ * One streaming pass over a tar: every entry's offset and size, small entries kept, blobs hashed.
+ * A number in the input is a hole of that many unreadable bytes: the entry it falls in is bad.
+ */
+export async function scanTar(tar: AsyncIterable<Buffer | number>, label: string): Promise<Scan> {
   const scan: Scan = { entries: new Map(), kept: new Map(), bad: new Set() };
   const headers = new TarHeaderState(label);
   const header = Buffer.alloc(TAR_BLOCK);
@@ -167,73 +186,92 @@ export async function scanTar(tar: Readable, label: string): Promise<Scan> {
   let pos = 0;
   let next = 0;
   /** The entry whose data is being read: where its data ends, and what takes it. */
-  let cur: { dataEnd: number; take: (b: Buffer) => void; done: () => void } | undefined;
+  let cur: EntryReader | undefined;
   const finish = (): void => {
     if (cur && pos >= next) {
       cur.done();
       cur = undefined;
     }
   };
-  try {
-    for await (const c of tar) {
-      let chunk = c as Buffer;
-      while (chunk.length > 0) {
-        if (pos < next) {
-          const n = Math.min(chunk.length, next - pos);
-          if (cur && pos < cur.dataEnd) cur.take(chunk.subarray(0, Math.min(n, cur.dataEnd - pos)));
-          pos += n;
-          chunk = chunk.subarray(n);
-          finish();
-          continue;
-        }
-        const n = Math.min(chunk.length, TAR_BLOCK - filled);
-        chunk.copy(header, filled, 0, n);
-        filled += n;
-        pos += n;
-        chunk = chunk.subarray(n);
-        if (filled < TAR_BLOCK) continue;
-        filled = 0;
-        const step = headers.step(header, pos - TAR_BLOCK);
-        if (step.kind === "end") return scan;
-        next = step.next;
-        if (step.kind === "meta") {
-          const parts: Buffer[] = [];
-          cur = {
-            dataEnd: step.dataStart + step.size,
-            take: (b) => parts.push(Buffer.from(b)),
-            done: () => headers.meta(step.typeflag, Buffer.concat(parts)),
-          };
-        } else if (step.kind === "entry" && step.entry.type === "file") {
-          cur = entryReader(scan, step.entry.path, step.entry.offset, step.entry.size);
-        }
+  for await (const c of tar) {
+    if (typeof c === "number") {
+      let n = c;
+      while (n > 0) {
+        if (pos >= next)
+          throw new Error(`${label}: a damaged xz block holds tar headers (at byte ${pos}); unpack says more`);
+        const k = Math.min(n, next - pos);
+        if (cur && pos < cur.dataEnd) cur.damaged();
+        pos += k;
+        n -= k;
         finish();
       }
+      continue;
     }
-  } finally {
-    tar.destroy();
+    let chunk = c;
+    while (chunk.length > 0) {
+      if (pos < next) {
+        const n = Math.min(chunk.length, next - pos);
+        if (cur && pos < cur.dataEnd) cur.take(chunk.subarray(0, Math.min(n, cur.dataEnd - pos)));
+        pos += n;
+        chunk = chunk.subarray(n);
+        finish();
+        continue;
+      }
+      const n = Math.min(chunk.length, TAR_BLOCK - filled);
+      chunk.copy(header, filled, 0, n);
+      filled += n;
+      pos += n;
+      chunk = chunk.subarray(n);
+      if (filled < TAR_BLOCK) continue;
+      filled = 0;
+      const step = headers.step(header, pos - TAR_BLOCK);
+      if (step.kind === "end") return scan;
+      next = step.next;
+      if (step.kind === "meta") {
+        const parts: Buffer[] = [];
+        cur = {
+          dataEnd: step.dataStart + step.size,
+          take: (b) => parts.push(Buffer.from(b)),
+          damaged: () => {
+            throw new Error(`${label}: a damaged xz block holds tar headers (at byte ${pos})`);
+          },
+          done: () => headers.meta(step.typeflag, Buffer.concat(parts)),
+        };
+      } else if (step.kind === "entry" && step.entry.type === "file") {
+        cur = entryReader(scan, step.entry.path, step.entry.offset, step.entry.size);
+      }
+      finish();
+    }
   }
   throw new Error(`${label}: truncated tar (no end-of-archive marker)`);
 }
 
-function entryReader(
-  scan: Scan,
-  path: string,
-  offset: number,
-  size: number,
-): { dataEnd: number; take: (b: Buffer) => void; done: () => void } {
+interface EntryReader {
+  dataEnd: number;
+  take: (b: Buffer) => void;
+  damaged: () => void;
+  done: () => void;
+}
+
+function entryReader(scan: Scan, path: string, offset: number, size: number): EntryReader {
   scan.entries.set(path, [offset, size]);
   const digest = BLOB.exec(path)?.[1];
   const hash = digest ? createHash("sha256") : undefined;
   const parts: Buffer[] | undefined = size <= KEPT_BYTES ? [] : undefined;
+  let damaged = false;
   return {
     dataEnd: offset + size,
     take: (b) => {
       hash?.update(b);
       parts?.push(Buffer.from(b));
     },
+    damaged: () => {
+      damaged = true;
+    },
     done: () => {
-      if (digest && hash!.digest("hex") !== digest) scan.bad.add(`sha256:${digest}`);
-      else if (parts) scan.kept.set(path, Buffer.concat(parts));
+      if (digest && (damaged || hash!.digest("hex") !== digest)) scan.bad.add(`sha256:${digest}`);
+      else if (damaged) scan.entries.delete(path);
+      else if (parts && parts[0]?.[0] === 0x7b) scan.kept.set(path, Buffer.concat(parts));
     },
   };
 }
