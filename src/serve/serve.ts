@@ -9,6 +9,8 @@ import { blobPath } from "../transports/layout";
 import { OciLayoutSource } from "../transports/layout";
 import { DirTree, TarTree, type FileTree } from "../util/files";
 import { XzTree } from "./xz-tree";
+import { RestoredTreeSource } from "./restored";
+import { Store } from "../store/store";
 import { trackTempPath, untrackTempPath } from "../util/leftovers";
 import { addToCatalog, inLayoutDir, type BlobLocation, type Catalog } from "./catalog";
 import { startServer, type RunningServer } from "./server";
@@ -22,6 +24,8 @@ export interface ServeOptions {
   workDir: string;
   /** Where the blob offsets of seekable .tar.xz bundles are kept between runs (default: beside workDir). */
   indexDir?: string;
+  /** The store recipe layers rebuilt for a bundle served in place are kept in (default: workDir's parent). */
+  storeDir?: string;
   tls?: { cert: Buffer; key: Buffer };
   users?: Map<string, string>;
   log: (line: string) => void;
@@ -99,9 +103,15 @@ async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOption
   const xz = tar ? undefined : await XzTree.open(bundle, indexDir, opts.log);
   const tree: FileTree | undefined = tar ?? xz;
   if (!tree) return false; // compressed (or not a tar): the unpack path says what is wrong
-  if (await needsRestoring(tree)) return false;
+  const restoring = await needsRestoring(tree);
+  if (restoring && !xz) return false;
+  const label = `bundle ${bundle}`;
+  const restored = restoring ? await RestoredTreeSource.open(tree, label) : undefined;
+  const store = restored ? await Store.open(opts.storeDir ?? dirname(opts.workDir)) : undefined;
   const checks: (() => Promise<void>)[] = [];
   const locate = (desc: Descriptor): BlobLocation => {
+    const from = restored?.rebuildSource(desc);
+    if (from && store && xz) return rebuiltLocation(desc, from, restored!, store, xz);
     if (xz) {
       const start = xz.offsetOf(blobPath(desc));
       const bad = xz.bad.has(desc.digest);
@@ -118,7 +128,7 @@ async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOption
     checks.push(check);
     return { path: bundle, start, check };
   };
-  const source = new OciLayoutSource(tree, `bundle ${bundle}`);
+  const source = restored ?? new OciLayoutSource(tree, label);
   await addToCatalog(catalog, locate, source, await source.images(), opts.prefix);
   if (xz) {
     for (const digest of xz.bad) opts.log(`${bundle}: blob ${digest} failed its check; it is not served`);
@@ -138,6 +148,28 @@ async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOption
     opts.log(`${bundle}: ${checks.length - bad} of ${checks.length} blobs checked out`);
   })();
   return true;
+}
+
+/**
+ * A recipe layer of a bundle served in place: its first request rebuilds it into the store (checked
+ * there against the original digest before the rename), or checks the copy an earlier run left.
+ */
+function rebuiltLocation(
+  desc: Descriptor,
+  from: Descriptor,
+  source: RestoredTreeSource,
+  store: Store,
+  tree: XzTree,
+): BlobLocation {
+  const file = store.blobFile(desc);
+  let ready: Promise<void> | undefined;
+  const check = (): Promise<void> =>
+    (ready ??= (async () => {
+      if (tree.bad.has(from.digest))
+        throw new Error(`blob ${from.digest}, layer ${desc.digest}'s source, failed its check`);
+      await checkRange(file, 0, desc).catch(() => source.rebuildInto(store, desc));
+    })());
+  return { path: file, start: 0, check };
 }
 
 /** Whether airpack.json says some original digest must be rebuilt (a recipe, or another root). */

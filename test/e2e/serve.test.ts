@@ -135,10 +135,16 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     })());
   }
 
-  /** The restored images packed with their layers kept (nothing to rebuild), as .tar.xz in 64 KiB blocks. */
-  let blockedBundle: Promise<string> | undefined;
-  function blocked(): Promise<string> {
-    return (blockedBundle ??= (async () => {
+  /** The bundle re-cut by real xz in 64 KiB blocks (the fixtures are far under pack's 8 MiB ones). */
+  async function inBlocks(bundle: string, out: string): Promise<string> {
+    await runOk("sh", ["-c", `xz -dc "${bundle}" | xz -T2 --block-size=64KiB > "${out}"`]);
+    return out;
+  }
+
+  /** The restored images packed with their layers kept (no recipes), in 64 KiB xz blocks. */
+  let keptBundle: Promise<string> | undefined;
+  function keptInBlocks(): Promise<string> {
+    return (keptBundle ??= (async () => {
       const kept = path.join(work, "kept.tar.xz");
       const c = path.join(work, "c-kept");
       await airpackOk([
@@ -153,10 +159,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
         c,
         "-q",
       ]);
-      // The fixtures are far under pack's 8 MiB blocks: real xz cuts the same tar in small ones.
-      const out = path.join(work, "blocked.tar.xz");
-      await runOk("sh", ["-c", `xz -dc "${kept}" | xz -T2 --block-size=64KiB > "${out}"`]);
-      return out;
+      return inBlocks(kept, path.join(work, "kept-blocks.tar.xz"));
     })());
   }
 
@@ -320,9 +323,9 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     }
   });
 
-  test("a .tar.xz in blocks with nothing to restore is served from its blocks, never unpacked", async (t) => {
+  test("a .tar.xz recipe bundle in blocks is served from its blocks, never unpacked", async (t) => {
     if (!ready(t)) return;
-    const bundle = await blocked();
+    const bundle = await inBlocks(path.join(work, "site.tar.xz"), path.join(work, "site-blocks.tar.xz"));
     assert.ok((await xzBlocks(bundle)).length > 4, "the bundle is not in blocks");
     const own = path.join(work, "cache-xz");
     const served = await startServe([bundle, "--cache", own]);
@@ -334,6 +337,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
       const kept = (await runOk("du", ["-sb", own])).stdout.toString("utf8");
       assert.ok(Number(kept.split("\t")[0]) < tarBytes / 4, `cache ${kept} for a ${tarBytes}-byte tar`);
       for (const r of refs) assert.equal(await registryDigest(sk!, `${served.address}/${r}`), digests.get(r), r);
+      assert.match(served.log(), /served in place from its xz blocks/);
       for (const r of refs) {
         const dest = path.join(work, "copied-xz", r.replace(/[/:]/g, "-"));
         await mkdir(dest, { recursive: true });
@@ -359,6 +363,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
       });
       assert.equal(ranged.status, 206);
       assert.ok(Buffer.from(await ranged.arrayBuffer()).equals(whole.subarray(1000, 71000)));
+      assert.deepEqual(await readdir(path.join(own, "serve")), [], "the bundle was unpacked");
     } finally {
       await served.stop();
     }
@@ -366,7 +371,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
 
   test("a damaged xz block refuses the blob in it with a 500 and a log line; the rest is served", async (t) => {
     if (!ready(t)) return;
-    const bundle = await blocked();
+    const bundle = await keptInBlocks();
     const tar = path.join(work, "blocked.tar");
     await runOk("sh", ["-c", `xz -dc "${bundle}" > "${tar}"`]);
     const listing = (await runOk("tar", ["--block-number", "-tvf", tar])).stdout.toString("utf8");
