@@ -135,6 +135,33 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     })());
   }
 
+  /** The damaged blob is named in the log and gets a 500 with no body of it; the config is served. Gives the blobs URL. */
+  async function assertRefused(served: Served, victim: string, config: string): Promise<string> {
+    assert.match(served.log(), new RegExp(`blob ${victim} failed its check`));
+    const base = `http://${served.address}/v2/test/mixed/blobs`;
+    const bad = await fetch(`${base}/${victim}`);
+    assert.equal(bad.status, 500);
+    assert.ok((await bad.text()).length < 200, "a body of the damaged blob was sent");
+    assert.equal((await fetch(`${base}/${config}`)).status, 200);
+    return base;
+  }
+
+  /** The restored images packed anew into OUT (with a cache of its own). */
+  async function packRestored(out: string, extra: string[]): Promise<void> {
+    const c = `${out}.cache`;
+    await airpackOk([
+      "pack",
+      `oci-archive:${await restored()}`,
+      "--all-platforms",
+      ...extra,
+      "-o",
+      out,
+      "--cache",
+      c,
+      "-q",
+    ]);
+  }
+
   /** The bundle re-cut by real xz in 64 KiB blocks (the fixtures are far under pack's 8 MiB ones). */
   async function inBlocks(bundle: string, out: string): Promise<string> {
     await runOk("sh", ["-c", `xz -dc "${bundle}" | xz -T2 --block-size=64KiB > "${out}"`]);
@@ -146,19 +173,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
   function keptInBlocks(): Promise<string> {
     return (keptBundle ??= (async () => {
       const kept = path.join(work, "kept.tar.xz");
-      const c = path.join(work, "c-kept");
-      await airpackOk([
-        "pack",
-        `oci-archive:${await restored()}`,
-        "--all-platforms",
-        "--layers",
-        "keep",
-        "-o",
-        kept,
-        "--cache",
-        c,
-        "-q",
-      ]);
+      await packRestored(kept, ["--layers", "keep"]);
       return inBlocks(kept, path.join(work, "kept-blocks.tar.xz"));
     })());
   }
@@ -242,17 +257,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     if (!ready(t)) return;
     // the original layers, as unpack restores them, packed as they are into a plain .tar (no recipes)
     const plain = path.join(work, "plain.tar");
-    const plainCache = path.join(work, "c-plain");
-    await airpackOk([
-      "pack",
-      `oci-archive:${await restored()}`,
-      "--all-platforms",
-      "-o",
-      plain,
-      "--cache",
-      plainCache,
-      "-q",
-    ]);
+    await packRestored(plain, []);
     const own = path.join(work, "cache-in-place");
     const served = await startServe([plain, "--cache", own]);
     try {
@@ -287,12 +292,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     await writeFile(damaged, bytes);
     const served = await startServe([damaged, "--cache", cache], { until: "checked out" });
     try {
-      assert.match(served.log(), new RegExp(`blob ${victim.digest} failed its check`));
-      const base = `http://${served.address}/v2/test/mixed/blobs`;
-      const bad = await fetch(`${base}/${victim.digest}`);
-      assert.equal(bad.status, 500);
-      assert.ok((await bad.text()).length < 200, "a body of the damaged blob was sent");
-      assert.equal((await fetch(`${base}/${manifest.config.digest}`)).status, 200);
+      const base = await assertRefused(served, victim.digest, manifest.config.digest);
       const other = manifest.layers[1]!;
       const good = await fetch(`${base}/${other.digest}`);
       assert.equal(good.status, 200);
@@ -397,12 +397,7 @@ describe("serve a bundle as a registry", { timeout: 600_000 }, () => {
     await writeFile(damaged, bytes);
     const served = await startServe([damaged, "--cache", path.join(work, "cache-damaged-xz")]);
     try {
-      assert.match(served.log(), new RegExp(`blob ${victim.digest} failed its check`));
-      const base = `http://${served.address}/v2/test/mixed/blobs`;
-      const bad = await fetch(`${base}/${victim.digest}`);
-      assert.equal(bad.status, 500);
-      assert.ok((await bad.text()).length < 200, "a body of the damaged blob was sent");
-      assert.equal((await fetch(`${base}/${manifest.config.digest}`)).status, 200);
+      const base = await assertRefused(served, victim.digest, manifest.config.digest);
       // a layer that has no byte in the damaged block
       const apart = manifest.layers.find((l) => at(l.digest) + l.size <= hit[2] || at(l.digest) >= hit[2] + hit[3]);
       assert.ok(apart, "every layer shares the damaged block");
