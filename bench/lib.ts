@@ -113,7 +113,7 @@ function readStatus(pid: number): ProcStatus | undefined {
 }
 
 /** Samples the process tree under `root` every POLL_MS: per-process VmHWM and the summed VmRSS. */
-class TreeSampler {
+export class TreeSampler {
   private readonly hwm = new Map<number, { name: string; kb: number }>();
   private rssSumPeak = 0;
   private readonly timer: NodeJS.Timeout;

@@ -11,13 +11,16 @@
  *      cache, peak RSS;
  *   B. digest-preserving bundles (bench/recipes.ts): gzip layers from the real encoders (Go, pgzip,
  *      Python zlib, GNU gzip), bundle size with/without recipes, identification cost, regeneration
- *      throughput per family vs Go, and (B.4) peak RSS with one ≥ 2 GB gzip layer.
+ *      throughput per family vs Go, and (B.4) peak RSS with one ≥ 2 GB gzip layer;
+ *   S. serve over a .tar.xz from its xz blocks (bench/serve.ts): first byte, one stream vs xz -dc,
+ *      50 parallel pulls and their peak RSS.
  * Prints a table and writes it to docs/benchmarks.md between the bench markers.
  *
  * Environment:
  *   BENCH_KEEP=1          keep the temp directory (layouts, caches, bundles)
  *   BENCH_PARTS=LIST      parts to run, comma-separated: base (1, 2, 4), pull (A), recipes (B),
- *                         big (3), recipes-big (B.4); default all
+ *                         big (3), recipes-big (B.4), serve (S); default all
+ *   BENCH_SERVE_MB=N      S: MiB of layers in the served bundle (default 500, 8 layers)
  *   BENCH_REPEAT=N        rounds of the two xz pack commands (default 2; rounds after the first are
  *                         skipped when they would push the bench past BENCH_BUDGET_S, default 690)
  *                         and of the unpack commands (3×N/2+1, at least 3)
@@ -80,6 +83,7 @@ import {
   type Section,
 } from "./lib";
 import { benchPull, PULL_MB } from "./pull";
+import { benchServe, SERVE_MB } from "./serve";
 import { benchRecipes, benchRecipesBig, RECIPE_MB, type BigLayer } from "./recipes";
 
 const DOC = join(ROOT, "docs", "benchmarks.md");
@@ -92,7 +96,7 @@ const UNPACK_REPEAT = Math.max(3, Math.floor((3 * REPEAT) / 2) + 1);
 const SMALL_MB = Math.max(1, envInt("BENCH_SMALL_MB", 150));
 const BIG_MB = envInt("BENCH_BIG_MB", 2100);
 
-const ALL_PARTS = ["base", "pull", "recipes", "big", "recipes-big"] as const;
+const ALL_PARTS = ["base", "pull", "recipes", "big", "recipes-big", "serve"] as const;
 type Part = (typeof ALL_PARTS)[number];
 const PARTS = ((): Set<Part> => {
   const raw = (process.env.BENCH_PARTS ?? "").trim();
@@ -119,6 +123,7 @@ function restEstimateS(): number {
   if (PARTS.has("pull")) s += 10 + 0.03 * PULL_MB;
   if (PARTS.has("recipes")) s += 20 + 2.2 * RECIPE_MB;
   if (PARTS.has("recipes-big")) s += 0.045 * (BIG_MB > 0 ? BIG_MB : 2100);
+  if (PARTS.has("serve")) s += 40 + 0.35 * SERVE_MB;
   return s;
 }
 
@@ -604,6 +609,7 @@ async function main(): Promise<void> {
     return r.part;
   });
   await runPart("recipes-big", () => benchRecipesBig(bigLayer, BIG_MB > 0 ? BIG_MB : 2100));
+  await runPart("serve", benchServe);
   const metrics = parts.flatMap((p) => p.metrics);
   const sections = parts.flatMap((p) => p.sections);
   const sectionRank = (x: Section): number => {
@@ -614,7 +620,7 @@ async function main(): Promise<void> {
 
   // --- report ----------------------------------------------------------------------------------
   const m = machine();
-  const order = ["pack .tar.xz", "unpack", "verify", "peak RSS", "--layers", "pull:", "recipes:"];
+  const order = ["pack .tar.xz", "unpack", "verify", "peak RSS", "--layers", "pull:", "recipes:", "serve .tar.xz"];
   const rank = (x: Metric): number => order.findIndex((p) => x.metric.startsWith(p));
   metrics.sort((a, b) => rank(a) - rank(b));
   const summary = table(

@@ -18,7 +18,16 @@ export function defaultThreads(): number {
   return Math.max(1, availableParallelism());
 }
 
+/**
+ * Uncompressed bytes per xz block that pack writes (docs/bundle-format.md, "Seekable .tar.xz"): serve
+ * decodes a blob from the block it starts in, so a smaller block starts a blob sooner and costs ratio
+ * (8 MiB: +2.2 % on 200 MB of /usr against one block, +1.2 % against the 24 MiB xz -6 -T2 picks).
+ * Pinned, and always the multi-threaded encoder, so the bytes do not depend on the core count.
+ */
+export const XZ_BLOCK_BYTES = 8 * 1024 * 1024;
+
 let systemXzChecked: boolean | undefined;
+let systemXzForcesThreads = false;
 
 /** Whether a usable `xz` binary is on PATH (AIRPACK_XZ=native forces lzma-native). */
 export function hasSystemXz(): boolean {
@@ -26,6 +35,9 @@ export function hasSystemXz(): boolean {
   if (systemXzChecked === undefined) {
     const probe = spawnSync("xz", ["--version"], { stdio: ["ignore", "pipe", "ignore"] });
     systemXzChecked = probe.status === 0 && /liblzma 5\.[2-9]/.test(probe.stdout.toString());
+    // -T+N (xz ≥ 5.4) keeps the multi-threaded encoder with one thread; -T1 alone would switch to
+    // the single-threaded one, whose block headers differ.
+    systemXzForcesThreads = /liblzma 5\.([4-9]|\d\d)/.test(probe.stdout.toString());
   }
   return systemXzChecked;
 }
@@ -237,8 +249,12 @@ export function compressStream(format: StreamFormat, opts: CompressOptions = {})
     case "xz": {
       const level = opts.level ?? defaultLevels.xz;
       const threads = opts.threads ?? defaultThreads();
-      if (hasSystemXz()) return spawnFilter("xz", ["-z", "-c", `-${level}`, `-T${threads}`, "-q"], "xz");
-      return lzma().createCompressor({ preset: level, threads });
+      if (hasSystemXz()) {
+        const t = systemXzForcesThreads ? `-T+${threads}` : `-T${Math.max(2, threads)}`;
+        return spawnFilter("xz", ["-z", "-c", `-${level}`, t, `--block-size=${XZ_BLOCK_BYTES}`, "-q"], "xz");
+      }
+      const l = lzma();
+      return l.createCompressor({ preset: level, threads, blockSize: XZ_BLOCK_BYTES, check: l.CHECK_CRC64 });
     }
   }
 }
@@ -257,6 +273,12 @@ export function decompressStream(format: StreamFormat, errorLabel: string): Dupl
         return spawnFilter("xz", ["-d", "-c", "-q", `-T${defaultThreads()}`], `${errorLabel}: corrupt xz stream`);
       return lzma().createDecompressor();
   }
+}
+
+/** One xz decoder on one thread, for serve's block reads (many run at once; each holds ~9 MiB). */
+export function xzBlockDecoder(errorLabel: string): Duplex | Transform {
+  if (hasSystemXz()) return spawnFilter("xz", ["-d", "-c", "-q", "-T1"], `${errorLabel}: corrupt xz block`);
+  return lzma().createDecompressor();
 }
 
 /**

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
 import { isIndex, isManifest } from "../oci/mediatypes";
 import { parseReference } from "../oci/reference";
@@ -23,6 +24,8 @@ export interface Catalog {
 export interface BlobLocation {
   path: string;
   start: number;
+  /** Bytes [from, to] (inclusive) of the blob, for blobs not stored as they are (a compressed bundle's). */
+  read?: (from: number, to: number) => Readable;
   /** For bytes not checked yet: settles once they hashed to their digest (memoized), rejects if not. */
   check?: () => Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { unpack } from "../bundle/unpack";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -7,7 +7,10 @@ import { MAX_JSON_BYTES, parseJson, type Descriptor } from "../oci/descriptor";
 import { METADATA_FILE } from "../bundle/format";
 import { blobPath } from "../transports/layout";
 import { OciLayoutSource } from "../transports/layout";
-import { DirTree, TarTree } from "../util/files";
+import { DirTree, TarTree, type FileTree } from "../util/files";
+import { XzTree } from "./xz-tree";
+import { RestoredTreeSource } from "./restored";
+import { Store } from "../store/store";
 import { trackTempPath, untrackTempPath } from "../util/leftovers";
 import { addToCatalog, inLayoutDir, type BlobLocation, type Catalog } from "./catalog";
 import { startServer, type RunningServer } from "./server";
@@ -19,6 +22,10 @@ export interface ServeOptions {
   prefix: string;
   /** Where each bundle's verified, digest-restored layout is kept while serving. */
   workDir: string;
+  /** Where the blob offsets of seekable .tar.xz bundles are kept between runs (default: beside workDir). */
+  indexDir?: string;
+  /** The store recipe layers rebuilt for a bundle served in place are kept in (default: workDir's parent). */
+  storeDir?: string;
   tls?: { cert: Buffer; key: Buffer };
   users?: Map<string, string>;
   log: (line: string) => void;
@@ -83,26 +90,51 @@ export async function serveBundles(opts: ServeOptions): Promise<Serving> {
 }
 
 /**
- * A plain .tar bundle with nothing to restore is served from its own bytes, at their offsets, with
- * no copy and no wait: its manifests and configs are checked now, every layer in the background and
- * again before its first byte is sent. A layer that fails gets a 500 and a log line; the others are
- * served. Compressed bundles, and bundles whose original digests must be rebuilt, are unpacked first.
+ * A plain .tar bundle, or a .tar.xz in blocks (as pack writes), with nothing to restore is served
+ * from its own bytes, with no copy: its manifests and configs are checked now, every blob again
+ * before its first byte is sent (a plain tar's in the background, an xz bundle's in the one-time
+ * indexing pass). A blob that fails gets a 500 and a log line; the others are served. Other
+ * bundles, and bundles whose original digests must be rebuilt, are unpacked first.
  */
 async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOptions): Promise<boolean> {
   if (bundle === "-") return false;
-  const tree = await TarTree.open(bundle).catch(() => undefined);
+  const tar = await TarTree.open(bundle).catch(() => undefined);
+  const indexDir = opts.indexDir ?? join(dirname(opts.workDir), "serve-index");
+  const xz = tar ? undefined : await XzTree.open(bundle, indexDir, opts.log);
+  const tree: FileTree | undefined = tar ?? xz;
   if (!tree) return false; // compressed (or not a tar): the unpack path says what is wrong
-  if (await needsRestoring(tree)) return false;
+  const restoring = await needsRestoring(tree);
+  if (restoring && !xz) return false;
+  const label = `bundle ${bundle}`;
+  const restored = restoring ? await RestoredTreeSource.open(tree, label) : undefined;
+  const store = restored ? await Store.open(opts.storeDir ?? dirname(opts.workDir)) : undefined;
   const checks: (() => Promise<void>)[] = [];
   const locate = (desc: Descriptor): BlobLocation => {
-    const start = tree.locate(blobPath(desc)).offset;
+    const from = restored?.rebuildSource(desc);
+    if (from && store && xz) return rebuiltLocation(desc, from, restored!, store, xz);
+    if (xz) {
+      const start = xz.offsetOf(blobPath(desc));
+      const bad = xz.bad.has(desc.digest);
+      return {
+        path: bundle,
+        start,
+        read: (from, to) => xz.range(start + from, to - from + 1),
+        check: () => (bad ? Promise.reject(new Error(`blob ${desc.digest} failed its check`)) : Promise.resolve()),
+      };
+    }
+    const start = tar!.locate(blobPath(desc)).offset;
     let checked: Promise<void> | undefined;
     const check = (): Promise<void> => (checked ??= checkRange(bundle, start, desc));
     checks.push(check);
     return { path: bundle, start, check };
   };
-  const source = new OciLayoutSource(tree, `bundle ${bundle}`);
+  const source = restored ?? new OciLayoutSource(tree, label);
   await addToCatalog(catalog, locate, source, await source.images(), opts.prefix);
+  if (xz) {
+    for (const digest of xz.bad) opts.log(`${bundle}: blob ${digest} failed its check; it is not served`);
+    opts.log(`${bundle}: served in place from its xz blocks; ${xz.bad.size} blobs failed their check`);
+    return true;
+  }
   opts.log(`${bundle}: served in place; checking ${checks.length} blobs in the background`);
   void (async () => {
     let bad = 0;
@@ -118,8 +150,30 @@ async function servedInPlace(bundle: string, catalog: Catalog, opts: ServeOption
   return true;
 }
 
+/**
+ * A recipe layer of a bundle served in place: its first request rebuilds it into the store (checked
+ * there against the original digest before the rename), or checks the copy an earlier run left.
+ */
+function rebuiltLocation(
+  desc: Descriptor,
+  from: Descriptor,
+  source: RestoredTreeSource,
+  store: Store,
+  tree: XzTree,
+): BlobLocation {
+  const file = store.blobFile(desc);
+  let ready: Promise<void> | undefined;
+  const check = (): Promise<void> =>
+    (ready ??= (async () => {
+      if (tree.bad.has(from.digest))
+        throw new Error(`blob ${from.digest}, layer ${desc.digest}'s source, failed its check`);
+      await checkRange(file, 0, desc).catch(() => source.rebuildInto(store, desc));
+    })());
+  return { path: file, start: 0, check };
+}
+
 /** Whether airpack.json says some original digest must be rebuilt (a recipe, or another root). */
-async function needsRestoring(tree: TarTree): Promise<boolean> {
+async function needsRestoring(tree: FileTree): Promise<boolean> {
   if (!(await tree.exists(METADATA_FILE))) return false;
   const meta = parseJson(await tree.readSmall(METADATA_FILE, MAX_JSON_BYTES), `${tree.label}: ${METADATA_FILE}`);
   const images = Array.isArray(meta.images) ? (meta.images as Record<string, unknown>[]) : [];

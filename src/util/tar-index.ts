@@ -9,7 +9,8 @@ export interface TarEntry {
   linkname?: string;
 }
 
-const BLOCK = 512;
+export const TAR_BLOCK = 512;
+const BLOCK = TAR_BLOCK;
 const MAX_META_BYTES = 1024 * 1024;
 
 function cString(buf: Buffer, start: number, length: number): string {
@@ -89,73 +90,102 @@ async function readExactly(fh: FileHandle, length: number, position: number, err
   return buf;
 }
 
+/** What one 512-byte header means, given the pax / GNU long-name records before it. */
+export type HeaderStep =
+  | { kind: "end" }
+  | { kind: "meta"; typeflag: string; size: number; dataStart: number; next: number }
+  | { kind: "skip"; next: number }
+  | { kind: "entry"; entry: TarEntry; next: number };
+
+/**
+ * Tar headers read in order, wherever they come from (a file read at offsets, a decoded stream):
+ * the pax and GNU long-name records are kept for the header they apply to.
+ */
+export class TarHeaderState {
+  private pax: Record<string, string> = {};
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  private seen = 0;
+
+  constructor(private readonly label: string) {}
+
+  step(header: Buffer, pos: number): HeaderStep {
+    const label = this.label;
+    if (header.every((b) => b === 0)) return { kind: "end" };
+    const compressed = pos === 0 ? compressedAs(header) : undefined;
+    if (compressed) {
+      throw new Error(`${label}: ${compressed.name}-compressed, not a plain tar: ${compressed.tool} it first`);
+    }
+    if (!checksumOk(header)) {
+      throw new Error(this.seen === 0 ? `${label}: not a tar archive` : `${label}: corrupt tar header at byte ${pos}`);
+    }
+    this.seen++;
+    const typeflag = String.fromCharCode(header[156]!);
+    const size = octal(header, 124, 12, label);
+    const dataStart = pos + BLOCK;
+    const next = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+    if (typeflag === "x" || typeflag === "L" || typeflag === "K") {
+      if (size > MAX_META_BYTES) throw new Error(`${label}: tar metadata header too large`);
+      return { kind: "meta", typeflag, size, dataStart, next };
+    }
+    if (typeflag === "g") return { kind: "skip", next };
+    const magic = header.subarray(257, 263).toString("latin1");
+    const prefix = magic.startsWith("ustar") ? cString(header, 345, 155) : "";
+    let name =
+      this.pax.path ?? this.longName ?? (prefix ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
+    const linkname = this.pax.linkpath ?? this.longLink ?? cString(header, 157, 100);
+    const realSize = this.pax.size !== undefined ? Number(this.pax.size) : size;
+    this.pax = {};
+    this.longName = undefined;
+    this.longLink = undefined;
+    name = safeTarPath(name, label);
+    const type: TarEntry["type"] =
+      typeflag === "0" || typeflag === "\0" || typeflag === "7"
+        ? "file"
+        : typeflag === "5"
+          ? "directory"
+          : typeflag === "2"
+            ? "symlink"
+            : typeflag === "1"
+              ? "link"
+              : "other";
+    const entry: TarEntry = { path: name, type, offset: dataStart, size: type === "file" ? realSize : 0 };
+    if (type === "symlink" || type === "link") entry.linkname = linkname;
+    return { kind: "entry", entry, next: type === "file" ? dataStart + Math.ceil(realSize / BLOCK) * BLOCK : next };
+  }
+
+  /** The data of a "meta" step's record. */
+  meta(typeflag: string, data: Buffer): void {
+    if (typeflag === "x") this.pax = parsePax(data, this.label);
+    else if (typeflag === "L") this.longName = cString(data, 0, data.length);
+    else this.longLink = cString(data, 0, data.length);
+  }
+}
+
 /** Scan a tar file's headers (skipping data) and return its entries by path. */
 export async function indexTarFile(file: string): Promise<Map<string, TarEntry>> {
   const fh = await open(file, "r");
   try {
     const { size: fileSize } = await fh.stat();
     const entries = new Map<string, TarEntry>();
+    const headers = new TarHeaderState(file);
     let pos = 0;
-    let pax: Record<string, string> = {};
-    let longName: string | undefined;
-    let longLink: string | undefined;
     for (;;) {
       if (pos + BLOCK > fileSize) {
         if (entries.size === 0) throw new Error(`${file}: not a tar archive`);
         throw new Error(`${file}: truncated tar (no end-of-archive marker)`);
       }
-      const header = await readExactly(fh, BLOCK, pos, file);
-      if (header.every((b) => b === 0)) break;
-      const compressed = pos === 0 ? compressedAs(header) : undefined;
-      if (compressed) {
-        throw new Error(`${file}: ${compressed.name}-compressed, not a plain tar: ${compressed.tool} it first`);
+      const step = headers.step(await readExactly(fh, BLOCK, pos, file), pos);
+      if (step.kind === "end") break;
+      if (step.kind === "meta") {
+        if (step.dataStart + step.size > fileSize) throw new Error(`${file}: truncated tar (entry data cut off)`);
+        headers.meta(step.typeflag, await readExactly(fh, step.size, step.dataStart, file));
+      } else if (step.kind === "entry") {
+        if (step.entry.offset + step.entry.size > fileSize)
+          throw new Error(`${file}: truncated tar (entry data cut off)`);
+        entries.set(step.entry.path, step.entry);
       }
-      if (!checksumOk(header)) {
-        throw new Error(
-          entries.size === 0 ? `${file}: not a tar archive` : `${file}: corrupt tar header at byte ${pos}`,
-        );
-      }
-      const typeflag = String.fromCharCode(header[156]!);
-      const size = octal(header, 124, 12, file);
-      const dataStart = pos + BLOCK;
-      const next = dataStart + Math.ceil(size / BLOCK) * BLOCK;
-      if (dataStart + size > fileSize) throw new Error(`${file}: truncated tar (entry data cut off)`);
-      if (typeflag === "x" || typeflag === "L" || typeflag === "K") {
-        if (size > MAX_META_BYTES) throw new Error(`${file}: tar metadata header too large`);
-        const data = await readExactly(fh, size, dataStart, file);
-        if (typeflag === "x") pax = parsePax(data, file);
-        else if (typeflag === "L") longName = cString(data, 0, data.length);
-        else longLink = cString(data, 0, data.length);
-        pos = next;
-        continue;
-      }
-      if (typeflag === "g") {
-        pos = next;
-        continue;
-      }
-      const magic = header.subarray(257, 263).toString("latin1");
-      const prefix = magic.startsWith("ustar") ? cString(header, 345, 155) : "";
-      let name = pax.path ?? longName ?? (prefix ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
-      const linkname = pax.linkpath ?? longLink ?? cString(header, 157, 100);
-      const realSize = pax.size !== undefined ? Number(pax.size) : size;
-      pax = {};
-      longName = undefined;
-      longLink = undefined;
-      name = safeTarPath(name, file);
-      const type: TarEntry["type"] =
-        typeflag === "0" || typeflag === "\0" || typeflag === "7"
-          ? "file"
-          : typeflag === "5"
-            ? "directory"
-            : typeflag === "2"
-              ? "symlink"
-              : typeflag === "1"
-                ? "link"
-                : "other";
-      const entry: TarEntry = { path: name, type, offset: dataStart, size: type === "file" ? realSize : 0 };
-      if (type === "symlink" || type === "link") entry.linkname = linkname;
-      entries.set(name, entry);
-      pos = type === "file" ? dataStart + Math.ceil(realSize / BLOCK) * BLOCK : next;
+      pos = step.next;
     }
     return entries;
   } finally {
