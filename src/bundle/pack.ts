@@ -11,7 +11,14 @@ import { createRegistryClient, type RegistryOptions } from "../registry/setup";
 import { Store } from "../store/store";
 import type { ImageSource, NamedImage } from "../transports/types";
 import type { StreamFormat } from "../compression/sniff";
-import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
+import {
+  BUNDLE_FORMAT_VERSION,
+  DELTA_FORMAT_VERSION,
+  type BundleImage,
+  type BundleMetadata,
+  type DeltaInfo,
+  type HaveSet,
+} from "./format";
 import { bundleEntries, layoutFiles } from "./writer";
 import { ArchiveSink } from "./sinks";
 import { checkOutputParent } from "./output";
@@ -54,6 +61,8 @@ export interface PackOptions extends CopyOptions {
   split?: number;
   /** Go on with a split pack of `out` that stopped on a full disk (its record is in the store). */
   resume?: boolean;
+  /** --have: write a delta bundle that leaves out the blobs the site holds. */
+  delta?: HaveSet;
 }
 
 export interface PackResult {
@@ -94,7 +103,9 @@ function toBundleImage(r: ImageReport): BundleImage {
         mode:
           l.action === "foreign"
             ? "foreign"
-            : l.action === "converted" || l.stored.digest !== l.source.digest
+            : l.action === "relied"
+              ? "relied"
+              : l.action === "converted" || l.stored.digest !== l.source.digest
               ? "converted"
               : "kept",
         digest: l.stored.digest,
@@ -222,7 +233,7 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
     // one of them, so sharing one limiter could deadlock.
     const transfers = new Limiter(opts.jobs);
     return await mapPool(work, opts.jobs, async ({ source, image, fromBundle }) => {
-      const copyOpts: CopyOptions = { ...opts, cpu, transfers };
+      const copyOpts: CopyOptions = { ...opts, cpu, transfers, ...(opts.delta ? { have: opts.delta.blobs } : {}) };
       // A bundle is read forward once: its layers are copied as they come, not deferred.
       if (fromBundle) delete copyOpts.background;
       return { report: await copyImage(source, store, image, copyOpts), image };
@@ -267,13 +278,15 @@ function describeBundle(
     : process.env.SOURCE_DATE_EPOCH
       ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000)
       : new Date();
+  const delta = opts.delta ? deltaInfo(reports, opts.delta) : undefined;
   const metadata: BundleMetadata = {
-    airpackBundleVersion: BUNDLE_FORMAT_VERSION,
+    airpackBundleVersion: delta ? DELTA_FORMAT_VERSION : BUNDLE_FORMAT_VERSION,
     tool: `airpack ${toolVersion()}`,
     created: created.toISOString(),
     layers: opts.layers,
     images: reports.map(toBundleImage),
     extraBlobs,
+    ...(delta ? { delta } : {}),
   };
   return {
     named,
@@ -282,6 +295,20 @@ function describeBundle(
     mtime: new Date(Math.floor(created.getTime() / 1000) * 1000),
     warnings: reports.flatMap((r) => r.warnings),
   };
+}
+
+/** The blobs a delta's images need and leave out (layers the site has), each once. */
+function deltaInfo(reports: ImageReport[], have: HaveSet): DeltaInfo {
+  const relies = new Map<Digest, number>();
+  for (const l of reports.flatMap((r) => r.manifests.flatMap((m) => m.layers))) {
+    if (l.action === "relied") relies.set(l.stored.digest, l.stored.size);
+  }
+  return { base: have.base, relies: [...relies].map(([digest, size]) => ({ digest, size })) };
+}
+
+/** A delta's layers that are not in it. */
+export function absentLayers(metadata: BundleMetadata | undefined): Set<string> {
+  return new Set((metadata?.delta?.relies ?? []).map((r) => r.digest));
 }
 
 function packResult(
@@ -326,6 +353,7 @@ async function writeBundle(
   });
   const written = copyToLayout(store, bundle.named, sink, {
     extraBlobs: bundle.extraBlobs,
+    absent: absentLayers(bundle.metadata),
     files: (plan) => layoutFiles(plan, bundle.metadata),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -364,7 +392,11 @@ async function writeBundleInPlace(
   startDeferred: (digest: Digest, tee: FileSpot) => Promise<void> | undefined,
   cancel: () => void,
 ): Promise<PackResult> {
-  const plan = await planLayout(store, bundle.named, { extra: bundle.extraBlobs, coming });
+  const plan = await planLayout(store, bundle.named, {
+    extra: bundle.extraBlobs,
+    coming,
+    absent: absentLayers(bundle.metadata),
+  });
   const tmp = tempSibling(opts.out);
   let sha256: string;
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());

@@ -95,6 +95,8 @@ export class BundleReader {
   private readonly children = new Map<Digest, Descriptor[]>();
   /** Bytes of JSON held (every document of a bundle is kept while it is read). */
   private jsonBytes = 0;
+  /** A delta's relied-on blobs (airpack.json `delta.relies`): referenced, and rightly not in the bundle. */
+  readonly relied = new Set<Digest>();
   private sawIndex = false;
   private sawLayout = false;
   private done = false;
@@ -308,6 +310,7 @@ export class BundleReader {
     } else if (path === METADATA_FILE) {
       const meta = parseMetadata(bytes, `${label}: ${METADATA_FILE}`);
       contents.metadata = meta;
+      for (const r of meta.delta?.relies ?? []) this.relied.add(r.digest);
       for (const d of meta.extraBlobs ?? []) this.expect(d, "extra", "recorded original index");
     }
   }
@@ -356,6 +359,7 @@ export class BundleReader {
     if (!this.sawIndex) throw new Error(`${label}: no index.json; not an OCI layout bundle`);
     for (const [digest, exp] of this.expected) {
       if (contents.blobs.has(digest)) continue;
+      if (exp.kind === "layer" && this.relied.has(digest) && exp.desc.size === this.reliedSize(digest)) continue;
       if (exp.kind === "layer" && isNonDistributable(exp.desc.mediaType)) continue;
       throw new Error(
         `${label}: ${exp.label} references blob ${digest}, which is not in the bundle (truncated or incomplete bundle)`,
@@ -369,6 +373,10 @@ export class BundleReader {
         }
       }
     }
+  }
+
+  private reliedSize(digest: Digest): number | undefined {
+    return this.contents.metadata?.delta?.relies.find((r) => r.digest === digest)?.size;
   }
 
   /** inspect: what was read before the first layer. */
