@@ -65,6 +65,11 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
     const images = await source.images();
     const bundle = source instanceof BundleSource ? source : undefined;
     if (toLayout) {
+      if (bundle && bundle.relied.size > 0) {
+        throw new UsageError(
+          `${bundle.label}: a delta bundle; write its images with 'airpack unpack DELTA --base BASE --format oci -o DIR'`,
+        );
+      }
       if (opts.dryRun) throw new UsageError("--dry-run is for registry destinations");
       const dir = opts.destination.slice("oci:".length);
       if (!dir) throw new UsageError(`${opts.destination}: missing directory after "oci:"`);
@@ -86,6 +91,7 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
       jobs: opts.jobs,
       dryRun: opts.dryRun,
       ...(bundle ? { inOrder: true, ahead: defaultThreads() + 1, beforeManifests: () => bundle.finish() } : {}),
+      ...(bundle && bundle.relied.size > 0 ? { relied: bundle.relied } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

@@ -6,6 +6,7 @@ import { cacheCommand } from "./commands/cache";
 import { demoCommand } from "./commands/demo";
 import { inspectCommand } from "./commands/inspect";
 import { inventoryCommand } from "./commands/inventory";
+import { diffCommand } from "./commands/diff";
 import { packCommand } from "./commands/pack";
 import { copyCommand, pushCommand } from "./commands/push";
 import { serveCommand } from "./commands/serve";
@@ -39,6 +40,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
     .command(withSignal(copyCommand, signal))
     .command(withSignal(serveCommand, signal))
     .command(withSignal(inventoryCommand, signal))
+    .command(withSignal(diffCommand, signal))
     .command(withSignal(cacheCommand, signal))
     .command(withSignal(demoCommand, signal))
     .demandCommand(1, "name a command: pack, unpack, verify, inspect, push, copy, serve, inventory, diff or cache")

@@ -248,3 +248,11 @@ export async function haveSet(texts: string[], opts: CollectOptions): Promise<Ha
   }
   return { base, blobs };
 }
+
+/** diff OLD NEW: an inventory file as it is, anything else (bundle, oci:DIR, registry) inventoried now. */
+export async function inventoryOf(text: string, opts: CollectOptions): Promise<Inventory> {
+  if (!text.startsWith("bundle:") && !text.startsWith("oci:") && (await startsWithBrace(text))) {
+    return (await readInventoryFile(text)).inventory;
+  }
+  return takeInventory([text], opts);
+}
