@@ -64,7 +64,9 @@ class RegistryBlobs implements ImageSource {
     return Promise.resolve([]);
   }
   fetchSmall(desc: Descriptor, label: string): Promise<Uint8Array> {
-    return Promise.reject(new Error(`${label}: ${desc.digest} is asked of the base registry, which serves only layers`));
+    return Promise.reject(
+      new Error(`${label}: ${desc.digest} is asked of the base registry, which serves only layers`),
+    );
   }
   async hasBlob(desc: Descriptor): Promise<boolean> {
     return (await this.sourceFor(desc)?.hasBlob(desc)) ?? false;
@@ -80,7 +82,8 @@ class RegistryBlobs implements ImageSource {
 /** Open the base a delta is completed from. */
 export async function openBase(spec: BaseSpec, delta: BundleSource): Promise<ImageSource> {
   if (spec.base && spec.baseRegistry) throw new UsageError("give --base or --base-registry, not both");
-  if (spec.baseRegistry) return new RegistryBlobs(spec.baseRegistry, reliedBy(delta.contents.metadata), spec.registry ?? {});
+  if (spec.baseRegistry)
+    return new RegistryBlobs(spec.baseRegistry, reliedBy(delta.contents.metadata), spec.registry ?? {});
   const text = spec.base!;
   if (text.startsWith("oci:")) return openLocalOrRegistrySource(parseSourceSpec(text));
   const base = await BundleSource.open(text.replace(/^bundle:/, ""));

@@ -107,8 +107,8 @@ function toBundleImage(r: ImageReport): BundleImage {
             : l.action === "relied"
               ? "relied"
               : l.action === "converted" || l.stored.digest !== l.source.digest
-              ? "converted"
-              : "kept",
+                ? "converted"
+                : "kept",
         digest: l.stored.digest,
         mediaType: l.stored.mediaType,
         size: l.stored.size,

@@ -412,7 +412,8 @@ export class BundleSource implements ImageSource {
   /** What a delta will ask of its base: each relied-on blob once, and each delta layer rebuilt from one. */
   baseRequests(): Digest[] {
     const out = [...this.reader.relied];
-    for (const r of this.rebuilds.values()) if (this.reader.relied.has(r.uncompressed.digest)) out.push(r.uncompressed.digest);
+    for (const r of this.rebuilds.values())
+      if (this.reader.relied.has(r.uncompressed.digest)) out.push(r.uncompressed.digest);
     return out;
   }
 

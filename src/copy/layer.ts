@@ -254,7 +254,11 @@ function reliedOn(
   const size = diffId && have.get(diffId);
   if (!plainly || !diffId || size === undefined) return undefined;
   const info = mediaTypeInfo(layer.mediaType);
-  const uncompressed = withType(layer, { digest: diffId, size }, layerMediaType(opts.family, "none", info?.nonDistributable));
+  const uncompressed = withType(
+    layer,
+    { digest: diffId, size },
+    layerMediaType(opts.family, "none", info?.nonDistributable),
+  );
   return { descriptor: uncompressed, action: "relied", uncompressedSize: size };
 }
 

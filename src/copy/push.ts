@@ -302,7 +302,9 @@ function checkRelied(
     const sinks = missingFor.get(layer.digest) ?? [];
     if (sinks.length === 0) continue;
     const images = nodes.filter((n) => n.layers.has(layer.digest)).map((n) => n.image.name);
-    lacking.push(`${layer.digest} (${layer.size} bytes, for ${images.join(", ")} in ${sinks.map((s) => s.label).join(", ")})`);
+    lacking.push(
+      `${layer.digest} (${layer.size} bytes, for ${images.join(", ")} in ${sinks.map((s) => s.label).join(", ")})`,
+    );
   }
   if (lacking.length > 0) {
     throw new Error(

@@ -114,7 +114,11 @@ async function walkImage(source: ImageSource, image: NamedImage, into: Collector
     const bytes = await source.fetchSmall(desc, label);
     if (isIndex(desc.mediaType)) {
       const children = parseIndex(bytes, label).manifests;
-      into.manifest(desc, image.name, children.map((c) => c.digest));
+      into.manifest(
+        desc,
+        image.name,
+        children.map((c) => c.digest),
+      );
       todo.push(...children.map((c) => ({ desc: c, depth: depth + 1 })));
       continue;
     }
@@ -228,7 +232,10 @@ export async function readSiteHoldings(
   const path = text.replace(/^bundle:/, "");
   if (!text.startsWith("bundle:") && (await startsWithBrace(path))) {
     const { inventory, bytes } = await readInventoryFile(path);
-    return { inventory, base: { kind: "inventory", name: path, sha256: createHash("sha256").update(bytes).digest("hex") } };
+    return {
+      inventory,
+      base: { kind: "inventory", name: path, sha256: createHash("sha256").update(bytes).digest("hex") },
+    };
   }
   if (!(await stat(path).catch(() => undefined))?.isFile()) {
     throw new UsageError(`${text}: no such file (give an inventory file, a bundle or oci:DIR)`);

@@ -98,7 +98,8 @@ export function checkInventory(doc: unknown, file: string): Inventory {
   const sources = c.list(top.sources, "sources").map((s, i) => {
     const o = c.obj(s, `sources[${i}]`);
     const kind = c.str(o.kind, `sources[${i}].kind`);
-    if (!KINDS.includes(kind)) c.fail(`sources[${i}].kind`, `${JSON.stringify(kind)} is not one of ${KINDS.join(", ")}`);
+    if (!KINDS.includes(kind))
+      c.fail(`sources[${i}].kind`, `${JSON.stringify(kind)} is not one of ${KINDS.join(", ")}`);
     return { kind: kind as InventorySourceKind, location: c.str(o.location, `sources[${i}].location`) };
   });
   const sizes = new Map<Digest, number>();
@@ -107,7 +108,8 @@ export function checkInventory(doc: unknown, file: string): Inventory {
     const digest = c.digest(o.digest, `blobs[${i}].digest`);
     const size = c.size(o.size, `blobs[${i}].size`);
     const prior = sizes.get(digest);
-    if (prior !== undefined && prior !== size) c.fail(`blobs[${i}]`, `${digest} is listed with sizes ${prior} and ${size}`);
+    if (prior !== undefined && prior !== size)
+      c.fail(`blobs[${i}]`, `${digest} is listed with sizes ${prior} and ${size}`);
     sizes.set(digest, size);
     return { digest, size };
   });

@@ -119,7 +119,10 @@ export async function planLayout(
   }
   for (const desc of extra) await addSmall(desc, `extra blob ${desc.digest}`);
   plan.indexJson = encodeJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: entries });
-  plan.dockerManifest = await dockerEntries(source, ordered, manifests, [...plan.foreign.map((f) => f.digest), ...absent]);
+  plan.dockerManifest = await dockerEntries(source, ordered, manifests, [
+    ...plan.foreign.map((f) => f.digest),
+    ...absent,
+  ]);
   return plan;
 }
 

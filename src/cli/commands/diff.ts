@@ -4,8 +4,7 @@ import { registryAccess, registryAccessOptions } from "../credentials";
 import { formatBytes, printJson, table } from "../output";
 import { checkCount } from "../validate";
 
-const SIDE =
-  "an inventory file, a bundle (bundle:FILE or FILE), oci:DIR, store, or a registry REGISTRY[/PREFIX]";
+const SIDE = "an inventory file, a bundle (bundle:FILE or FILE), oci:DIR, store, or a registry REGISTRY[/PREFIX]";
 
 export const diffCommand = defineCommand({
   command: "diff <old> <new>",

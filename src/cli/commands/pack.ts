@@ -138,7 +138,10 @@ export const packCommand = defineCommand({
           ["parts that fit a FAT32 USB disk", "pack -f images.txt --split fat32 -o /media/usb/site.tar.xz"],
           ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
           ["only what the site lacks (a delta)", "pack app:v2 --have site.inventory.json -o delta.tar.xz"],
-          ["a full bundle again from a base and its delta", "pack bundle:site.tar.xz bundle:delta.tar.xz -o full.tar.xz"],
+          [
+            "a full bundle again from a base and its delta",
+            "pack bundle:site.tar.xz bundle:delta.tar.xz -o full.tar.xz",
+          ],
         ]),
       ),
   handler: async (a, signal) => {
@@ -174,8 +177,7 @@ export const packCommand = defineCommand({
       const access = await registryAccess(a);
       const have = a.have ?? [];
       const { haveSet } = await import("../../inventory/collect.js");
-      const delta =
-        have.length > 0 ? await haveSet(have, { registry: access, cacheDir: a.cache, jobs }) : undefined;
+      const delta = have.length > 0 ? await haveSet(have, { registry: access, cacheDir: a.cache, jobs }) : undefined;
       const result = await pack({
         sources,
         ...(delta ? { delta } : {}),

@@ -88,7 +88,10 @@ export const unpackCommand = defineCommand({
           ],
           ["an OCI layout directory", "unpack site.tar.xz --format oci -o ./layout"],
           ["only runnable images (ctr exits 1 at an SBOM on its own)", "unpack site.tar.xz --images-only -o site.tar"],
-          ["a delta completed by the bundle it was made against", "unpack delta.tar.xz --base site.tar.xz -o - | ctr images import -"],
+          [
+            "a delta completed by the bundle it was made against",
+            "unpack delta.tar.xz --base site.tar.xz -o - | ctr images import -",
+          ],
         ]),
       ),
   handler: async (a, signal) => {
