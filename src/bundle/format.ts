@@ -74,6 +74,11 @@ export interface DeltaBase {
 
 export interface DeltaInfo {
   base: DeltaBase[];
+  /**
+   * The entries index.json would list. A delta's index.json lists none, so that importers (ctr
+   * import, k3s) load nothing rather than images whose layers are missing; airpack reads these.
+   */
+  index?: Descriptor[];
   /** Blobs the images need that the bundle leaves out: the site must have each. */
   relies: { digest: Digest; size: number }[];
 }
@@ -168,6 +173,7 @@ function checkDelta(v: unknown, label: string): void {
       throw new Error(`${label} base[${i}] sha256: not a hex sha256`);
     }
   });
+  d.index = list(d.index, `${label} index`).map((e, i) => parseDescriptor(e, `${label} index[${i}]`));
   d.relies = list(d.relies, `${label} relies`);
   (d.relies as unknown[]).forEach((r, i) => {
     const o = obj(r, `${label} relies[${i}]`);

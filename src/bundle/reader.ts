@@ -303,12 +303,24 @@ export class BundleReader {
       this.sawLayout = true;
     } else if (path === "index.json") {
       contents.index = parseIndex(bytes, `${label}: index.json`);
+      const delta = contents.metadata?.delta;
+      if (delta) {
+        // A delta lists its images in airpack.json only (which comes first), so importers load none.
+        if (contents.index.manifests.length > 0) {
+          throw new Error(
+            `${label}: index.json of a delta bundle lists images; a delta's images are in airpack.json only`,
+          );
+        }
+        contents.index = { ...contents.index, manifests: delta.index ?? [] };
+      }
       for (const d of contents.index.manifests) this.expect(d, kindOf(d), `image ${imageName(d)}`, depthOf(d, 1));
       this.sawIndex = true;
     } else if (path === "manifest.json") {
       contents.dockerManifest = parseDockerManifest(bytes, `${label}: manifest.json`);
     } else if (path === METADATA_FILE) {
       const meta = parseMetadata(bytes, `${label}: ${METADATA_FILE}`);
+      if (meta.delta && this.sawIndex)
+        throw new Error(`${label}: airpack.json of a delta bundle comes after index.json`);
       contents.metadata = meta;
       for (const r of meta.delta?.relies ?? []) this.relied.add(r.digest);
       for (const d of meta.extraBlobs ?? []) this.expect(d, "extra", "recorded original index");

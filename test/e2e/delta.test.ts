@@ -276,6 +276,11 @@ describe("delta bundles between real registries", { timeout: 900_000 }, () => {
       },
     );
     await p.ctd.importImage(child.stdout, { namespace: "delta" });
+    // The delta alone is no image: ctr imports nothing from it (rather than images missing layers).
+    const plain = path.join(work, "delta.tar");
+    await runOk("sh", ["-c", `xz -dc '${delta}' > '${plain}'`]);
+    await p.ctd.importImage(plain, { namespace: "alone", check: false });
+    assert.deepEqual(await p.ctd.listImages("alone"), []);
     const listed = await p.ctd.listImages("delta");
     for (const ref of [V2, TOOL]) {
       const img = listed.find((i) => i.name.endsWith(`/${ref}`));
