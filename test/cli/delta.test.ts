@@ -61,6 +61,12 @@ async function roots(tar: string): Promise<string[]> {
   return index.manifests.map((m) => m.digest).sort();
 }
 
+/** The root digests of the fixture layout's index.json. */
+async function fixtureRoots(): Promise<string[]> {
+  const index = JSON.parse(await readFile(join(OCI, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+  return index.manifests.map((m) => m.digest).sort();
+}
+
 before(async () => {
   dir = await makeTempDir("airpack-delta-");
   cache = join(dir, "cache");
@@ -129,10 +135,7 @@ describe("delta bundles", () => {
   it("unpack --base gives every original digest; without a base it says so", async () => {
     const out = join(dir, "whole.tar");
     await airpackOk(["unpack", delta, "--base", site, "--format", "oci-archive", "-o", out]);
-    const fixtureRoots = JSON.parse(await readFile(join(OCI, "index.json"), "utf8")) as {
-      manifests: { digest: string }[];
-    };
-    assert.deepEqual(await roots(out), fixtureRoots.manifests.map((m) => m.digest).sort());
+    assert.deepEqual(await roots(out), await fixtureRoots());
     const members = await tarMembers(out);
     for (const l of allLayers) assert.ok(members.includes(`blobs/sha256/${l.slice(7)}`), `${l} assembled`);
     const v = await airpackOk(["verify", delta, "--base", site]);
@@ -240,10 +243,7 @@ describe("delta bundles", () => {
     ]);
     const out = join(dir, "full.tar");
     await airpackOk(["unpack", full, "--format", "oci-archive", "-o", out]);
-    const fixtureRoots = JSON.parse(await readFile(join(OCI, "index.json"), "utf8")) as {
-      manifests: { digest: string }[];
-    };
-    assert.deepEqual(await roots(out), fixtureRoots.manifests.map((m) => m.digest).sort());
+    assert.deepEqual(await roots(out), await fixtureRoots());
     const alone = await runAirpack([
       "pack",
       `bundle:${delta}`,
