@@ -263,7 +263,8 @@ export function summarize(contents: BundleContents): BundleSummary {
       });
     }
   }
-  const counted = new Set<string>();
+  // A delta's relied-on layers are not in it: its totals are what it holds.
+  const counted = new Set<string>((meta?.delta?.relies ?? []).map((r) => r.digest));
   const totals = {
     blobs: contents.partial ? contents.referenced : contents.blobs.size,
     layerBytes: 0,

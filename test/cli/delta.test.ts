@@ -100,6 +100,26 @@ describe("delta bundles", () => {
     }
   });
 
+  it("inventory of the store lists the blobs it holds for its images", async () => {
+    const out = join(dir, "store.inventory.json");
+    await airpackOk(["inventory", `store:${cache}`, "-o", out]);
+    const inv = JSON.parse(await readFile(out, "utf8")) as { sources: { kind: string }[]; blobs: { digest: string }[] };
+    assert.deepEqual(
+      inv.sources.map((s) => s.kind),
+      ["store"],
+    );
+    const listed = new Set(inv.blobs.map((b) => b.digest));
+    // Every layer of the images the store's index.json names whose blob file is there.
+    const stored = (await layoutImages(cache)).flatMap((i) => i.manifest.layers);
+    let held = 0;
+    for (const l of stored) {
+      if (await missing(join(cache, "blobs", "sha256", l.digest.slice(7)))) continue;
+      held++;
+      assert.ok(listed.has(l.digest), `lists ${l.digest}`);
+    }
+    assert.ok(held > 0);
+  });
+
   it("relies on exactly the layers the site has, leaves them out, and names its base by sha256", async () => {
     const meta = await deltaMeta(delta);
     assert.equal(meta.airpackBundleVersion, 2);
