@@ -79,14 +79,19 @@ export interface DeltaInfo {
    * import, k3s) load nothing rather than images whose layers are missing; airpack reads these.
    */
   index?: Descriptor[];
-  /** Blobs the images need that the bundle leaves out: the site must have each. */
-  relies: { digest: Digest; size: number }[];
+  /**
+   * Blobs the images need that the bundle leaves out: the site must have each. `holders`: registry
+   * repositories (HOST/REPO) the inventory saw holding it, for push to mount it from.
+   */
+  relies: { digest: Digest; size: number; holders?: string[] }[];
 }
 
 /** pack --have: the blobs the site holds (digest → size), and what said so. */
 export interface HaveSet {
   base: DeltaBase[];
   blobs: ReadonlyMap<Digest, number>;
+  /** Registry repositories (HOST/REPO) holding each blob, where an inventory of a registry says. */
+  holders?: ReadonlyMap<string, string[]>;
 }
 
 type Obj = Record<string, unknown>;
@@ -179,5 +184,6 @@ function checkDelta(v: unknown, label: string): void {
     const o = obj(r, `${label} relies[${i}]`);
     parseDigest(o.digest, `${label} relies[${i}] digest`);
     count(o.size, `${label} relies[${i}] size`);
+    list(o.holders, `${label} relies[${i}] holders`).forEach((h, j) => str(h, `${label} relies[${i}] holders[${j}]`));
   });
 }

@@ -346,7 +346,11 @@ function deltaInfo(reports: ImageReport[], have: HaveSet): DeltaInfo {
   for (const l of reports.flatMap((r) => r.manifests.flatMap((m) => m.layers))) {
     if (l.action === "relied") relies.set(l.stored.digest, l.stored.size);
   }
-  return { base: have.base, relies: [...relies].map(([digest, size]) => ({ digest, size })) };
+  const holdersOf = (digest: Digest): { holders?: string[] } => {
+    const holders = have.holders?.get(digest);
+    return holders && holders.length > 0 ? { holders } : {};
+  };
+  return { base: have.base, relies: [...relies].map(([digest, size]) => ({ digest, size, ...holdersOf(digest) })) };
 }
 
 /** A delta's layers that are not in it. */

@@ -91,7 +91,7 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
       jobs: opts.jobs,
       dryRun: opts.dryRun,
       ...(bundle ? { inOrder: true, ahead: defaultThreads() + 1, beforeManifests: () => bundle.finish() } : {}),
-      ...(bundle && bundle.relied.size > 0 ? { relied: bundle.relied } : {}),
+      ...(bundle && bundle.relied.size > 0 ? { relied: bundle.relied, reliedHolders: reliedHolders(bundle) } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -99,4 +99,9 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
   } finally {
     await source.close();
   }
+}
+
+/** A delta's relied-on blobs and the repositories its inventory saw holding each. */
+function reliedHolders(bundle: BundleSource): Map<string, readonly string[]> {
+  return new Map((bundle.contents.metadata?.delta?.relies ?? []).map((r) => [r.digest, r.holders ?? []]));
 }

@@ -87,6 +87,8 @@ export interface PushOptions {
    * another repository of it, to mount from); else the push fails before it sends anything.
    */
   relied?: ReadonlySet<string>;
+  /** Repositories (HOST/REPO) said to hold a relied-on blob: a repository lacking it mounts it from one. */
+  reliedHolders?: ReadonlyMap<string, readonly string[]>;
   /** Called once every blob is up and before any manifest: a bundle checks its last bytes here. */
   beforeManifests?: () => Promise<void>;
   onProgress?: ProgressListener;
@@ -175,7 +177,10 @@ export async function pushImages(
     return send;
   });
   const missingFor = new Map(layerDescs.map((l, i) => [l.digest, missingOf[i]!]));
-  if (opts.relied) checkRelied(layerDescs, missingFor, where, nodes, opts.relied, target);
+  if (opts.relied) {
+    await findHolders(layerDescs, missingFor, where, opts, target, sinkFor);
+    checkRelied(layerDescs, missingFor, where, nodes, opts.relied, target);
+  }
 
   const sendLayer = async (layer: Descriptor, data: () => Promise<Readable>): Promise<void> => {
     let from = where.get(layer.digest);
@@ -285,6 +290,29 @@ export async function pushImages(
     report.blobs.mounted += sink.counts.mounted;
   }
   return report;
+}
+
+/** For a relied-on blob the image's repositories lack: another repository of the target that has it (HEAD), to mount from. */
+async function findHolders(
+  layers: Descriptor[],
+  missingFor: Map<string, RegistrySink[]>,
+  where: Map<string, RegistrySink>,
+  opts: PushOptions,
+  target: PushTarget,
+  sinkFor: (repository: string) => RegistrySink,
+): Promise<void> {
+  for (const layer of layers) {
+    if (!opts.relied?.has(layer.digest) || where.has(layer.digest) || !missingFor.get(layer.digest)?.length) continue;
+    for (const holder of opts.reliedHolders?.get(layer.digest) ?? []) {
+      const slash = holder.indexOf("/");
+      if (slash < 0 || holder.slice(0, slash) !== target.registry) continue;
+      const sink = sinkFor(holder.slice(slash + 1));
+      if (await sink.hasBlob(layer)) {
+        where.set(layer.digest, sink);
+        break;
+      }
+    }
+  }
 }
 
 /** Every relied-on blob a repository lacks, with no other repository of the registry to mount it from: the list. */

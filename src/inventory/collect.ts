@@ -16,6 +16,7 @@ import { Store } from "../store/store";
 import { BundleSource } from "../bundle/source";
 import type { DeltaBase, HaveSet } from "../bundle/format";
 import { mapPool } from "../util/pool";
+import { parseReference } from "../oci/reference";
 import { UsageError } from "../util/errors";
 import {
   INVENTORY_VERSION,
@@ -247,13 +248,38 @@ export async function readSiteHoldings(
 /** --have …: the blobs every named holding has, together, and what they were. */
 export async function haveSet(texts: string[], opts: CollectOptions): Promise<HaveSet> {
   const blobs = new Map<Digest, number>();
+  const holders = new Map<Digest, string[]>();
   const base: DeltaBase[] = [];
   for (const text of texts) {
     const held = await readSiteHoldings(text, opts);
     base.push(held.base);
     for (const b of held.inventory.blobs) blobs.set(b.digest, b.size);
+    if (!held.inventory.sources.some((s) => s.kind === "registry")) continue;
+    // A registry's repositories that hold each blob: push mounts a relied-on blob from one of them.
+    for (const m of held.inventory.manifests) {
+      for (const name of m.names) {
+        const repo = repositoryOf(name);
+        for (const ref of m.refs) {
+          const list = holders.get(ref) ?? [];
+          if (repo && !list.includes(repo) && list.length < MAX_HOLDERS) holders.set(ref, [...list, repo]);
+        }
+      }
+    }
   }
-  return { base, blobs };
+  return { base, blobs, holders };
+}
+
+/** Repositories named per relied-on blob in a delta (enough to find one that holds it). */
+const MAX_HOLDERS = 4;
+
+/** "host:5000/team/app:v1" → "host:5000/team/app". */
+function repositoryOf(name: string): string | undefined {
+  try {
+    const ref = parseReference(name);
+    return `${ref.registry}/${ref.repository}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** diff OLD NEW: an inventory file as it is, anything else (bundle, oci:DIR, registry) inventoried now. */

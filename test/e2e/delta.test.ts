@@ -4,7 +4,8 @@
  * app/tool:1, both built here as OCI layouts and pushed with skopeo. Bundle 1 is pushed to the
  * target, the target inventoried, and a delta of v2 and tool packed against that inventory. Every
  * expected digest and byte count is read from the registries with skopeo inspect --raw and the
- * registry's own access log; containerd imports the assembled images.
+ * registry's own access log; containerd imports the assembled images. tool shares v1's base layer,
+ * which the target holds only in app/web: the delta's push mounts it from there.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -160,7 +161,11 @@ describe("delta bundles between real registries", { timeout: 900_000 }, () => {
       { blob: top.gz, mediaType: GZIP_LAYER, diffId: top.diffId },
     ]);
     const tool = await randomLayer(work, "tool", 1 << 20);
-    await buildLayout(path.join(work, "tool"), "1", [{ blob: tool.gz, mediaType: GZIP_LAYER, diffId: tool.diffId }]);
+    // tool shares v1's base layer from another repository: push must mount it from app/web.
+    await buildLayout(path.join(work, "tool"), "1", [
+      base[0]!,
+      { blob: tool.gz, mediaType: GZIP_LAYER, diffId: tool.diffId },
+    ]);
     await sk.copy(`oci:${path.join(work, "v2")}:v2`, `docker://${source.host}/${V2}`, [
       "--preserve-digests",
       "--dest-tls-verify=false",
