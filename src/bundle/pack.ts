@@ -354,7 +354,7 @@ function deltaInfo(reports: ImageReport[], have: HaveSet): DeltaInfo {
 }
 
 /** A delta's layers that are not in it. */
-export function absentLayers(metadata: BundleMetadata | undefined): Set<string> {
+function absentLayers(metadata: BundleMetadata | undefined): Set<string> {
   return new Set((metadata?.delta?.relies ?? []).map((r) => r.digest));
 }
 

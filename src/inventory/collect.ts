@@ -16,6 +16,7 @@ import { Store } from "../store/store";
 import { BundleSource } from "../bundle/source";
 import type { DeltaBase, HaveSet } from "../bundle/format";
 import { mapPool } from "../util/pool";
+import { parsePushTarget } from "../copy/push";
 import { parseReference } from "../oci/reference";
 import { UsageError } from "../util/errors";
 import {
@@ -55,13 +56,13 @@ export async function parseInventorySpec(text: string, cacheDir: string): Promis
   if (!text.startsWith("docker://") && (await stat(text).catch(() => undefined))?.isFile()) {
     return { kind: "bundle", path: text, text };
   }
-  const rest = text.replace(/^docker:\/\//, "").replace(/\/+$/, "");
-  const slash = rest.indexOf("/");
-  const registry = slash < 0 ? rest : rest.slice(0, slash);
-  if (!/^[a-zA-Z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(registry)) {
+  let target;
+  try {
+    target = parsePushTarget(text);
+  } catch {
     throw new UsageError(`${text}: not a registry (HOST[:PORT][/PREFIX]), bundle:FILE, oci:DIR or store`);
   }
-  return { kind: "registry", registry, prefix: slash < 0 ? "" : rest.slice(slash + 1), text };
+  return { kind: "registry", registry: target.registry, prefix: target.prefix, text };
 }
 
 /** Blobs and manifests seen so far, each once. */
