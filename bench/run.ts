@@ -18,7 +18,7 @@
  *
  * Environment:
  *   BENCH_KEEP=1          keep the temp directory (layouts, caches, bundles)
- *   BENCH_PARTS=LIST      parts to run, comma-separated: base (1, 2, 4), pull (A), recipes (B),
+ *   BENCH_PARTS=LIST      parts to run, comma-separated: base (1, 2, 4), pull (A), inventory (D), recipes (B),
  *                         big (3), recipes-big (B.4), serve (S); default all
  *   BENCH_SERVE_MB=N      S: MiB of layers in the served bundle (default 500, 8 layers)
  *   BENCH_REPEAT=N        rounds of the two xz pack commands (default 2; rounds after the first are
@@ -84,6 +84,7 @@ import {
 } from "./lib";
 import { benchPull, PULL_MB } from "./pull";
 import { benchServe, SERVE_MB } from "./serve";
+import { benchInventory } from "./inventory";
 import { benchRecipes, benchRecipesBig, RECIPE_MB, type BigLayer } from "./recipes";
 
 const DOC = join(ROOT, "docs", "benchmarks.md");
@@ -96,7 +97,7 @@ const UNPACK_REPEAT = Math.max(3, Math.floor((3 * REPEAT) / 2) + 1);
 const SMALL_MB = Math.max(1, envInt("BENCH_SMALL_MB", 150));
 const BIG_MB = envInt("BENCH_BIG_MB", 2100);
 
-const ALL_PARTS = ["base", "pull", "recipes", "big", "recipes-big", "serve"] as const;
+const ALL_PARTS = ["base", "pull", "inventory", "recipes", "big", "recipes-big", "serve"] as const;
 type Part = (typeof ALL_PARTS)[number];
 const PARTS = ((): Set<Part> => {
   const raw = (process.env.BENCH_PARTS ?? "").trim();
@@ -121,6 +122,7 @@ function restEstimateS(): number {
   if (PARTS.has("base")) s += 35 + 0.03 * SMALL_MB; // unpack rounds, conversion
   if (PARTS.has("big")) s += 0.022 * BIG_MB;
   if (PARTS.has("pull")) s += 10 + 0.03 * PULL_MB;
+  if (PARTS.has("inventory")) s += 15;
   if (PARTS.has("recipes")) s += 20 + 2.2 * RECIPE_MB;
   if (PARTS.has("recipes-big")) s += 0.045 * (BIG_MB > 0 ? BIG_MB : 2100);
   if (PARTS.has("serve")) s += 40 + 0.35 * SERVE_MB;
@@ -602,6 +604,7 @@ async function main(): Promise<void> {
     return r.part;
   });
   await runPart("pull", benchPull);
+  await runPart("inventory", benchInventory);
   await runPart("recipes", benchRecipes);
   await runPart("big", async () => {
     const r = await benchBig(PARTS.has("recipes-big"));
@@ -620,7 +623,10 @@ async function main(): Promise<void> {
 
   // --- report ----------------------------------------------------------------------------------
   const m = machine();
-  const order = ["pack .tar.xz", "unpack", "verify", "peak RSS", "--layers", "pull:", "recipes:", "serve .tar.xz"];
+  const order = [
+    ...["pack .tar.xz", "unpack", "verify", "peak RSS", "--layers", "pull:", "inventory:", "recipes:"],
+    "serve .tar.xz",
+  ];
   const rank = (x: Metric): number => order.findIndex((p) => x.metric.startsWith(p));
   metrics.sort((a, b) => rank(a) - rank(b));
   const summary = table(

@@ -5,10 +5,15 @@ import { checkRecipe, type GzipRecipe } from "../recipes/format";
 /** airpack.json: the bundle's own metadata. Documented in docs/bundle-format.md. */
 export const METADATA_FILE = "airpack.json";
 export const BUNDLE_FORMAT_VERSION = 1;
+/** Delta bundles (airpack.json `delta`): an airpack that predates them refuses them by this version. */
+export const DELTA_FORMAT_VERSION = 2;
 
 export interface BundleLayer {
-  /** How the layer was stored: copied as it was, converted, or a foreign layer left out. */
-  mode: "kept" | "converted" | "foreign";
+  /**
+   * How the layer was stored: copied as it was, converted, a foreign layer left out, or (delta
+   * bundles) left out because the site has it.
+   */
+  mode: "kept" | "converted" | "foreign" | "relied";
   digest: Digest;
   mediaType: string;
   size: number;
@@ -54,6 +59,39 @@ export interface BundleMetadata {
   images: BundleImage[];
   /** Blobs kept for the record (e.g. an original index) that no index.json entry reaches. */
   extraBlobs: Descriptor[];
+  /** A delta bundle: made against what a site holds, it lacks the blobs listed in `relies`. */
+  delta?: DeltaInfo;
+}
+
+/** What a delta was made against: an inventory file, a bundle, or an OCI layout (its index.json). */
+export interface DeltaBase {
+  kind: "inventory" | "bundle" | "oci";
+  /** Hex sha256 of the inventory or bundle file (of index.json for a layout). */
+  sha256: string;
+  /** The file or directory as named when packing, for messages. */
+  name?: string;
+}
+
+export interface DeltaInfo {
+  base: DeltaBase[];
+  /**
+   * The entries index.json would list. A delta's index.json lists none, so that importers (ctr
+   * import, k3s) load nothing rather than images whose layers are missing; airpack reads these.
+   */
+  index?: Descriptor[];
+  /**
+   * Blobs the images need that the bundle leaves out: the site must have each. `holders`: registry
+   * repositories (HOST/REPO) the inventory saw holding it, for push to mount it from.
+   */
+  relies: { digest: Digest; size: number; holders?: string[] }[];
+}
+
+/** pack --have: the blobs the site holds (digest → size), and what said so. */
+export interface HaveSet {
+  base: DeltaBase[];
+  blobs: ReadonlyMap<Digest, number>;
+  /** Registry repositories (HOST/REPO) holding each blob, where an inventory of a registry says. */
+  holders?: ReadonlyMap<string, string[]>;
 }
 
 type Obj = Record<string, unknown>;
@@ -93,7 +131,7 @@ function blobRef(v: unknown, label: string): void {
  */
 export function parseMetadata(bytes: Uint8Array, label: string): BundleMetadata {
   const meta = parseJson(bytes, label);
-  if (typeof meta.airpackBundleVersion !== "number" || meta.airpackBundleVersion > BUNDLE_FORMAT_VERSION) {
+  if (typeof meta.airpackBundleVersion !== "number" || meta.airpackBundleVersion > DELTA_FORMAT_VERSION) {
     throw new Error(
       `${label}: bundle format version ${String(meta.airpackBundleVersion)} is newer than this airpack supports; upgrade airpack`,
     );
@@ -123,8 +161,29 @@ export function parseMetadata(bytes: Uint8Array, label: string): BundleMetadata 
       });
     });
   });
+  if (meta.delta !== undefined) checkDelta(meta.delta, `${label} delta`);
   meta.extraBlobs = list(meta.extraBlobs, `${label} extraBlobs`).map((d, i) =>
     parseDescriptor(d, `${label} extraBlobs[${i}]`),
   );
   return meta as unknown as BundleMetadata;
+}
+
+function checkDelta(v: unknown, label: string): void {
+  const d = obj(v, label);
+  d.base = list(d.base, `${label} base`);
+  (d.base as unknown[]).forEach((b, i) => {
+    const o = obj(b, `${label} base[${i}]`);
+    str(o.kind, `${label} base[${i}] kind`);
+    if (typeof o.sha256 !== "string" || !/^[a-f0-9]{64}$/.test(o.sha256)) {
+      throw new Error(`${label} base[${i}] sha256: not a hex sha256`);
+    }
+  });
+  d.index = list(d.index, `${label} index`).map((e, i) => parseDescriptor(e, `${label} index[${i}]`));
+  d.relies = list(d.relies, `${label} relies`);
+  (d.relies as unknown[]).forEach((r, i) => {
+    const o = obj(r, `${label} relies[${i}]`);
+    parseDigest(o.digest, `${label} relies[${i}] digest`);
+    count(o.size, `${label} relies[${i}] size`);
+    list(o.holders, `${label} relies[${i}] holders`).forEach((h, j) => str(h, `${label} relies[${i}] holders[${j}]`));
+  });
 }

@@ -9,9 +9,17 @@ import { parseSourceSpec, registryHosts } from "../transports/parse";
 import { StoreFirstSource } from "../store/cached";
 import { createRegistryClient, type RegistryOptions } from "../registry/setup";
 import { Store } from "../store/store";
-import type { ImageSource, NamedImage } from "../transports/types";
+import type { CarriedRecipe, ImageSource, NamedImage } from "../transports/types";
+import { MediaType } from "../oci/mediatypes";
 import type { StreamFormat } from "../compression/sniff";
-import { BUNDLE_FORMAT_VERSION, type BundleImage, type BundleMetadata } from "./format";
+import {
+  BUNDLE_FORMAT_VERSION,
+  DELTA_FORMAT_VERSION,
+  type BundleImage,
+  type BundleMetadata,
+  type DeltaInfo,
+  type HaveSet,
+} from "./format";
 import { bundleEntries, layoutFiles } from "./writer";
 import { ArchiveSink } from "./sinks";
 import { checkOutputParent } from "./output";
@@ -54,6 +62,8 @@ export interface PackOptions extends CopyOptions {
   split?: number;
   /** Go on with a split pack of `out` that stopped on a full disk (its record is in the store). */
   resume?: boolean;
+  /** --have: write a delta bundle that leaves out the blobs the site holds. */
+  delta?: HaveSet;
 }
 
 export interface PackResult {
@@ -94,9 +104,11 @@ function toBundleImage(r: ImageReport): BundleImage {
         mode:
           l.action === "foreign"
             ? "foreign"
-            : l.action === "converted" || l.stored.digest !== l.source.digest
-              ? "converted"
-              : "kept",
+            : l.action === "relied"
+              ? "relied"
+              : l.action === "converted" || l.stored.digest !== l.source.digest
+                ? "converted"
+                : "kept",
         digest: l.stored.digest,
         mediaType: l.stored.mediaType,
         size: l.stored.size,
@@ -197,39 +209,81 @@ async function copyAll(store: Store, opts: PackOptions): Promise<{ report: Image
   if (specs.some((s) => s.transport === "docker")) store.prepareHashing(); // downloads are hashed there
   const registry = createRegistryClient(opts.registry ?? {}, registryHosts(specs));
   const sources: ImageSource[] = [];
-  const work: { source: ImageSource; image: NamedImage; fromBundle: boolean }[] = [];
+  const work: { source: ImageSource; image: NamedImage; fromBundle: boolean; delta: boolean }[] = [];
   const taken = new Map<string, string>();
   try {
     // References resolve side by side (a long -f list against a remote registry is mostly waiting).
     const opened = await mapPool(specs, opts.jobs, async (spec) => {
       const inner = await openSource(spec, { registry });
-      const source = new StoreFirstSource(inner, store);
-      sources.push(source);
-      return { spec, source, images: await source.images(), fromBundle: inner instanceof BundleSource };
+      sources.push(inner);
+      const delta = inner instanceof BundleSource && inner.relied.size > 0;
+      return { spec, inner, images: await inner.images(), fromBundle: inner instanceof BundleSource, delta };
     });
-    for (const { spec, source, images, fromBundle } of opened) {
+    for (const { spec, inner, images, fromBundle, delta } of opened) {
+      // A delta's relied-on blobs come from the store, filled by the other sources first (see below).
+      const source = delta ? inner : new StoreFirstSource(inner, store);
       for (const image of images) {
         const prior = taken.get(image.name);
         // Merged bundles often share images: the same name for the same content is taken once.
         if (prior === image.descriptor.digest) continue;
         if (prior !== undefined) throw new Error(`${spec.text}: image name ${image.name} is given twice`);
         taken.set(image.name, image.descriptor.digest);
-        work.push({ source, image, fromBundle });
+        work.push({ source, image, fromBundle, delta });
       }
     }
     // One limiter keeps the layer copies of all images together at --jobs. Background downloads
     // (inBackground in pack) have their own --jobs limiter: a copy holding a slot here may wait for
     // one of them, so sharing one limiter could deadlock.
     const transfers = new Limiter(opts.jobs);
-    return await mapPool(work, opts.jobs, async ({ source, image, fromBundle }) => {
-      const copyOpts: CopyOptions = { ...opts, cpu, transfers };
-      // A bundle is read forward once: its layers are copied as they come, not deferred.
-      if (fromBundle) delete copyOpts.background;
-      return { report: await copyImage(source, store, image, copyOpts), image };
-    });
+    const copy = (batch: typeof work): Promise<{ report: ImageReport; image: NamedImage }[]> =>
+      mapPool(batch, opts.jobs, async ({ source, image, fromBundle }) => {
+        const copyOpts: CopyOptions = { ...opts, cpu, transfers, ...(opts.delta ? { have: opts.delta.blobs } : {}) };
+        // A bundle is read forward once: its layers are copied as they come, not deferred.
+        if (fromBundle) delete copyOpts.background;
+        return { report: await copyImage(source, store, image, copyOpts), image };
+      });
+    const complete = await copy(work.filter((w) => !w.delta));
+    const deltas = work.filter((w) => w.delta);
+    for (const inner of new Set(deltas.map((w) => w.source as BundleSource))) {
+      await completeFromStore(inner, store);
+      for (const w of deltas) if (w.source === inner) w.source = new StoreFirstSource(inner, store);
+    }
+    return [...complete, ...(await copy(deltas))];
   } finally {
     for (const source of sources) await source.close();
   }
+}
+
+/**
+ * pack bundle:base bundle:delta: the delta's relied-on blobs must be in the store by now, as the
+ * other sources put them there: as themselves, or (a digest-preserving base) as the uncompressed
+ * blob and the recipe that rebuilds them. Else the list of those missing, before any is read.
+ */
+async function completeFromStore(delta: BundleSource, store: Store): Promise<void> {
+  const diffIds = new Map<string, Digest>();
+  for (const l of (delta.contents.metadata?.images ?? []).flatMap((i) => i.manifests.flatMap((m) => m.layers))) {
+    if (l.diffId) diffIds.set(l.digest, l.diffId);
+  }
+  const rebuilt = new Map<string, CarriedRecipe>();
+  const missing: string[] = [];
+  for (const r of delta.contents.metadata?.delta?.relies ?? []) {
+    if (await store.hasBlobNow({ digest: r.digest, size: r.size })) continue;
+    const rec = await store.records.recipe(r.digest);
+    const diffId = diffIds.get(r.digest);
+    if (rec?.recipe && diffId && (await store.hasBlobNow({ digest: diffId, size: rec.size }))) {
+      const uncompressed = { mediaType: MediaType.ociLayer, digest: diffId, size: rec.size };
+      rebuilt.set(r.digest, { recipe: rec.recipe, uncompressed });
+      continue;
+    }
+    missing.push(r.digest);
+  }
+  if (missing.length > 0) {
+    throw new Error(
+      `${delta.label}: a delta; none of the other sources holds ${missing.length} blob(s) it relies on: ${missing.join(", ")}; name its base bundle too (pack bundle:BASE bundle:DELTA …)`,
+    );
+  }
+  const own = delta.recipeFor?.bind(delta);
+  delta.recipeFor = (layer) => own?.(layer) ?? rebuilt.get(layer.digest);
 }
 
 interface BundleDescription {
@@ -267,13 +321,15 @@ function describeBundle(
     : process.env.SOURCE_DATE_EPOCH
       ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000)
       : new Date();
+  const delta = opts.delta ? deltaInfo(reports, opts.delta) : undefined;
   const metadata: BundleMetadata = {
-    airpackBundleVersion: BUNDLE_FORMAT_VERSION,
+    airpackBundleVersion: delta ? DELTA_FORMAT_VERSION : BUNDLE_FORMAT_VERSION,
     tool: `airpack ${toolVersion()}`,
     created: created.toISOString(),
     layers: opts.layers,
     images: reports.map(toBundleImage),
     extraBlobs,
+    ...(delta ? { delta } : {}),
   };
   return {
     named,
@@ -282,6 +338,24 @@ function describeBundle(
     mtime: new Date(Math.floor(created.getTime() / 1000) * 1000),
     warnings: reports.flatMap((r) => r.warnings),
   };
+}
+
+/** The blobs a delta's images need and leave out (layers the site has), each once. */
+function deltaInfo(reports: ImageReport[], have: HaveSet): DeltaInfo {
+  const relies = new Map<Digest, number>();
+  for (const l of reports.flatMap((r) => r.manifests.flatMap((m) => m.layers))) {
+    if (l.action === "relied") relies.set(l.stored.digest, l.stored.size);
+  }
+  const holdersOf = (digest: Digest): { holders?: string[] } => {
+    const holders = have.holders?.get(digest);
+    return holders && holders.length > 0 ? { holders } : {};
+  };
+  return { base: have.base, relies: [...relies].map(([digest, size]) => ({ digest, size, ...holdersOf(digest) })) };
+}
+
+/** A delta's layers that are not in it. */
+function absentLayers(metadata: BundleMetadata | undefined): Set<string> {
+  return new Set((metadata?.delta?.relies ?? []).map((r) => r.digest));
 }
 
 function packResult(
@@ -326,6 +400,7 @@ async function writeBundle(
   });
   const written = copyToLayout(store, bundle.named, sink, {
     extraBlobs: bundle.extraBlobs,
+    absent: absentLayers(bundle.metadata),
     files: (plan) => layoutFiles(plan, bundle.metadata),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -364,7 +439,11 @@ async function writeBundleInPlace(
   startDeferred: (digest: Digest, tee: FileSpot) => Promise<void> | undefined,
   cancel: () => void,
 ): Promise<PackResult> {
-  const plan = await planLayout(store, bundle.named, { extra: bundle.extraBlobs, coming });
+  const plan = await planLayout(store, bundle.named, {
+    extra: bundle.extraBlobs,
+    coming,
+    absent: absentLayers(bundle.metadata),
+  });
   const tmp = tempSibling(opts.out);
   let sha256: string;
   const tar = await PositionalTar.create(tmp, bundleEntries(plan, bundle.metadata), bundle.mtime, directIoWanted());

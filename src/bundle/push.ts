@@ -65,6 +65,11 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
     const images = await source.images();
     const bundle = source instanceof BundleSource ? source : undefined;
     if (toLayout) {
+      if (bundle && bundle.relied.size > 0) {
+        throw new UsageError(
+          `${bundle.label}: a delta bundle; write its images with 'airpack unpack DELTA --base BASE --format oci -o DIR'`,
+        );
+      }
       if (opts.dryRun) throw new UsageError("--dry-run is for registry destinations");
       const dir = opts.destination.slice("oci:".length);
       if (!dir) throw new UsageError(`${opts.destination}: missing directory after "oci:"`);
@@ -86,6 +91,7 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
       jobs: opts.jobs,
       dryRun: opts.dryRun,
       ...(bundle ? { inOrder: true, ahead: defaultThreads() + 1, beforeManifests: () => bundle.finish() } : {}),
+      ...(bundle && bundle.relied.size > 0 ? { relied: bundle.relied, reliedHolders: reliedHolders(bundle) } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -93,4 +99,9 @@ async function copyFrom(opts: CopyOptions): Promise<CopyResult> {
   } finally {
     await source.close();
   }
+}
+
+/** A delta's relied-on blobs and the repositories its inventory saw holding each. */
+function reliedHolders(bundle: BundleSource): Map<string, readonly string[]> {
+  return new Map((bundle.contents.metadata?.delta?.relies ?? []).map((r) => [r.digest, r.holders ?? []]));
 }

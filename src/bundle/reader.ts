@@ -95,6 +95,8 @@ export class BundleReader {
   private readonly children = new Map<Digest, Descriptor[]>();
   /** Bytes of JSON held (every document of a bundle is kept while it is read). */
   private jsonBytes = 0;
+  /** A delta's relied-on blobs (airpack.json `delta.relies`): referenced, and rightly not in the bundle. */
+  readonly relied = new Set<Digest>();
   private sawIndex = false;
   private sawLayout = false;
   private done = false;
@@ -301,13 +303,26 @@ export class BundleReader {
       this.sawLayout = true;
     } else if (path === "index.json") {
       contents.index = parseIndex(bytes, `${label}: index.json`);
+      const delta = contents.metadata?.delta;
+      if (delta) {
+        // A delta lists its images in airpack.json only (which comes first), so importers load none.
+        if (contents.index.manifests.length > 0) {
+          throw new Error(
+            `${label}: index.json of a delta bundle lists images; a delta's images are in airpack.json only`,
+          );
+        }
+        contents.index = { ...contents.index, manifests: delta.index ?? [] };
+      }
       for (const d of contents.index.manifests) this.expect(d, kindOf(d), `image ${imageName(d)}`, depthOf(d, 1));
       this.sawIndex = true;
     } else if (path === "manifest.json") {
       contents.dockerManifest = parseDockerManifest(bytes, `${label}: manifest.json`);
     } else if (path === METADATA_FILE) {
       const meta = parseMetadata(bytes, `${label}: ${METADATA_FILE}`);
+      if (meta.delta && this.sawIndex)
+        throw new Error(`${label}: airpack.json of a delta bundle comes after index.json`);
       contents.metadata = meta;
+      for (const r of meta.delta?.relies ?? []) this.relied.add(r.digest);
       for (const d of meta.extraBlobs ?? []) this.expect(d, "extra", "recorded original index");
     }
   }
@@ -356,6 +371,7 @@ export class BundleReader {
     if (!this.sawIndex) throw new Error(`${label}: no index.json; not an OCI layout bundle`);
     for (const [digest, exp] of this.expected) {
       if (contents.blobs.has(digest)) continue;
+      if (exp.kind === "layer" && this.relied.has(digest) && exp.desc.size === this.reliedSize(digest)) continue;
       if (exp.kind === "layer" && isNonDistributable(exp.desc.mediaType)) continue;
       throw new Error(
         `${label}: ${exp.label} references blob ${digest}, which is not in the bundle (truncated or incomplete bundle)`,
@@ -369,6 +385,10 @@ export class BundleReader {
         }
       }
     }
+  }
+
+  private reliedSize(digest: Digest): number | undefined {
+    return this.contents.metadata?.delta?.relies.find((r) => r.digest === digest)?.size;
   }
 
   /** inspect: what was read before the first layer. */

@@ -78,17 +78,20 @@ export class BundleSource implements ImageSource {
   private rebuilding = 0;
   private spoolDir?: Promise<string>;
   private closed = false;
+  /** A delta's base (useBase). */
+  private base?: ImageSource;
 
   private constructor(
     private readonly reader: BundleReader,
     private readonly restore: boolean,
+    private readonly signal?: AbortSignal,
   ) {
     this.label = reader.label;
   }
 
   static async open(input: string, opts: BundleSourceOptions = {}): Promise<BundleSource> {
     const reader = await BundleReader.open(openInput(input), bundleLabel(input), opts.signal);
-    const source = new BundleSource(reader, opts.restoreDigests !== false);
+    const source = new BundleSource(reader, opts.restoreDigests !== false, opts.signal);
     try {
       await source.readSmallDocuments();
     } catch (err) {
@@ -188,7 +191,38 @@ export class BundleSource implements ImageSource {
     return bytes;
   }
 
+  /** A delta's relied-on blobs: the images need them, the bundle leaves them to its base. */
+  get relied(): ReadonlySet<Digest> {
+    return this.reader.relied;
+  }
+
+  /**
+   * A delta's blobs that can't be had without its base: the relied-on ones, and the layers rebuilt
+   * from a relied-on uncompressed blob.
+   */
+  unavailable(): Set<Digest> {
+    const out = new Set(this.reader.relied);
+    for (const [digest, r] of this.rebuilds) if (this.reader.relied.has(r.uncompressed.digest)) out.add(digest);
+    return out;
+  }
+
+  /** Complete a delta: its relied-on blobs come from `base` (checked there against their digests). */
+  useBase(base: ImageSource): void {
+    this.base = base;
+  }
+
+  /** A relied-on blob from the base; without one, an error that says to give it. */
+  private fromBase(desc: Descriptor, label: string): Promise<Readable> {
+    if (this.base) return this.base.blob(desc, label, this.signal);
+    return Promise.reject(
+      new Error(
+        `${label}: ${desc.digest} is not in ${this.label}, a delta bundle that relies on its base for it; give the base (--base BUNDLE|oci:DIR or --base-registry REG)`,
+      ),
+    );
+  }
+
   async hasBlob(desc: Descriptor): Promise<boolean> {
+    if (this.reader.relied.has(desc.digest)) return this.base ? this.base.hasBlob(desc) : false;
     if (this.small.has(desc.digest) || this.spooled.has(desc.digest)) return true;
     const rebuild = this.rebuilds.get(desc.digest);
     if (rebuild) return this.hasBlob(rebuild.uncompressed);
@@ -205,6 +239,7 @@ export class BundleSource implements ImageSource {
     }
     const rebuild = this.rebuilds.get(desc.digest);
     if (rebuild) return this.rebuilt(desc, rebuild);
+    if (this.reader.relied.has(desc.digest)) return this.fromBase(desc, label);
     if (!this.reader.expectedBlob(desc.digest)) throw new Error(`${label}: ${desc.digest} is not in ${this.label}`);
     return (await this.queued(desc.digest, false)) as Readable;
   }
@@ -216,10 +251,13 @@ export class BundleSource implements ImageSource {
     // The last rebuild, with no other running and no other request for its blob.
     const last =
       this.rebuildSourcesLeft.size === 0 && this.rebuilding === 0 && (this.uses.get(r.uncompressed.digest) ?? 1) <= 1;
-    if (r.uncompressed.size > SPOOL_LIMIT || last) {
+    const relied = this.reader.relied.has(r.uncompressed.digest);
+    if (r.uncompressed.size > SPOOL_LIMIT || last || relied) {
       // One big layer, or nothing else to do meanwhile: stream it through (a spool would only add
-      // a write and a read of the whole layer).
-      const data = (await this.queued(r.uncompressed.digest, false)) as Readable;
+      // a write and a read of the whole layer). A delta's relied-on blob streams from its base.
+      const data = relied
+        ? await this.fromBase(r.uncompressed, label)
+        : ((await this.queued(r.uncompressed.digest, false)) as Readable);
       this.used(r.uncompressed.digest);
       const regen = regenerateGzipThreaded(r.recipe);
       const check = new DigestStream(original, label);
@@ -359,6 +397,26 @@ export class BundleSource implements ImageSource {
     this.used(r ? r.uncompressed.digest : desc.digest);
   }
 
+  /**
+   * As a delta's base: exactly these requests will come (a digest listed twice is asked twice), so
+   * every other stored blob is read past and checked, and each wanted one is spooled only if it must be.
+   */
+  expectOnly(requests: Digest[]): void {
+    for (const key of this.uses.keys()) this.uses.set(key, 0);
+    for (const d of requests) {
+      const stored = this.restore ? (this.rebuilds.get(d)?.uncompressed.digest ?? d) : d;
+      this.uses.set(stored, (this.uses.get(stored) ?? 0) + 1);
+    }
+  }
+
+  /** What a delta will ask of its base: each relied-on blob once, and each delta layer rebuilt from one. */
+  baseRequests(): Digest[] {
+    const out = [...this.reader.relied];
+    for (const r of this.rebuilds.values())
+      if (this.reader.relied.has(r.uncompressed.digest)) out.push(r.uncompressed.digest);
+    return out;
+  }
+
   private async spoolEntry(entry: { desc: Descriptor; data: Readable }): Promise<void> {
     if ((this.uses.get(entry.desc.digest) ?? 1) <= 0) {
       await drain(entry.data);
@@ -419,6 +477,7 @@ export class BundleSource implements ImageSource {
     this.failAll(new Error(`${this.label}: closed`));
     const spool = await this.spoolDir?.catch(() => undefined);
     if (spool) await rm(spool, { recursive: true, force: true });
+    await this.base?.close();
   }
 }
 

@@ -13,13 +13,14 @@ import { Store } from "../store/store";
 import type { LayoutSink, NamedImage } from "../transports/types";
 import { UsageError } from "../util/errors";
 import type { ProgressListener } from "../util/progress";
-import type { BundleMetadata } from "./format";
+import type { BundleMetadata, DeltaBase } from "./format";
 import { BundleSource } from "./source";
 import { DeepCheckSink } from "./deep";
 import { layoutFiles } from "./writer";
 import { checkOutputParent } from "./output";
 import { defaultThreads } from "../compression/codecs";
 import { namingDamagedParts } from "./parts";
+import { checkBase, openBase, reliedBy, type BaseSpec } from "./delta-source";
 
 export type UnpackFormat = "oci" | "oci-archive" | "docker-archive";
 
@@ -39,8 +40,31 @@ export interface UnpackOptions {
   /** Leave out names that hold no runnable image (a signature or SBOM on its own): ctr import stops at them. */
   imagesOnly?: boolean;
   jobs?: number;
+  /** A delta bundle's base (--base, --base-registry). */
+  base?: BaseSpec;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
+}
+
+/**
+ * A delta with its base checked to hold every relied-on blob (before anything is written), or the
+ * bundle itself when it is complete. A delta without a base is refused: it makes no image alone.
+ */
+async function complete(source: BundleSource, base: BaseSpec | undefined, what: string): Promise<void> {
+  if (source.relied.size === 0) return;
+  if (!base?.base && !base?.baseRegistry) {
+    throw new UsageError(
+      `${source.label}: a delta bundle (it relies on ${source.relied.size} blob(s) it does not hold); ${what} needs its base: --base BUNDLE|oci:DIR or --base-registry REG`,
+    );
+  }
+  const opened = await openBase(base, source);
+  try {
+    await checkBase(source, opened);
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+  source.useBase(opened);
 }
 
 /** Where the output can't go, said before anything is read. */
@@ -88,6 +112,7 @@ async function unpackBundle(opts: UnpackOptions): Promise<BundleContents> {
   if (onlyZstd && zstdLayers(source.contents) === 0) convert = false;
   let sink: LayoutSink | undefined;
   try {
+    await complete(source, opts.base, "unpack");
     sink = outputSink(opts);
     if (!convert) {
       await copyToLayout(source, await source.images(), sink, {
@@ -147,15 +172,29 @@ export function zstdLayers(contents: BundleContents): number {
  * original layer can be rebuilt). `deep` also decompresses every compressed layer and checks it
  * against its config's diff_id, within the size airpack.json records or the ratio bound.
  */
-export async function verify(input: string, signal?: AbortSignal, deep = false): Promise<BundleContents> {
-  return namingDamagedParts(() => verifyBundle(input, signal, deep), signal);
+export async function verify(
+  input: string,
+  signal?: AbortSignal,
+  deep = false,
+  base?: BaseSpec,
+): Promise<BundleContents> {
+  return namingDamagedParts(() => verifyBundle(input, signal, deep, base), signal);
 }
 
-async function verifyBundle(input: string, signal: AbortSignal | undefined, deep: boolean): Promise<BundleContents> {
+/** A delta without --base is verified for what it holds; its relied-on blobs are listed, not read. */
+async function verifyBundle(
+  input: string,
+  signal: AbortSignal | undefined,
+  deep: boolean,
+  base: BaseSpec | undefined,
+): Promise<BundleContents> {
   const source = await BundleSource.open(input, signal ? { signal } : {});
-  const sink = deep ? new DeepCheckSink(source) : new NullSink();
+  const withBase = base?.base !== undefined || base?.baseRegistry !== undefined;
   try {
+    if (withBase) await complete(source, base, "verify --base");
+    const sink = deep ? new DeepCheckSink(source) : new NullSink();
     await copyToLayout(source, await source.images(), sink, {
+      ...(withBase ? {} : { absent: source.unavailable() }),
       files: (plan) => {
         if (sink instanceof DeepCheckSink) sink.learn(plan);
         return layoutFiles(plan);
@@ -200,6 +239,8 @@ export interface BundleSummary {
   totals: { blobs: number; layerBytes: number; uncompressedBytes: number; uncompressedKnown: boolean };
   /** Digest-preserving bundles: how many gzip layers got a recipe, and the original layer bytes. */
   recipes?: { gzipLayers: number; withRecipe: number; recipeBytes: number; originalLayerBytes: number };
+  /** A delta bundle: what it was made against, and the blobs it relies on (with the images needing each). */
+  delta?: { base: DeltaBase[]; relies: { digest: Digest; size: number; neededBy: string[] }[]; reliedBytes: number };
   verified: boolean;
 }
 
@@ -222,7 +263,8 @@ export function summarize(contents: BundleContents): BundleSummary {
       });
     }
   }
-  const counted = new Set<string>();
+  // A delta's relied-on layers are not in it: its totals are what it holds.
+  const counted = new Set<string>((meta?.delta?.relies ?? []).map((r) => r.digest));
   const totals = {
     blobs: contents.partial ? contents.referenced : contents.blobs.size,
     layerBytes: 0,
@@ -279,9 +321,16 @@ export function summarize(contents: BundleContents): BundleSummary {
     };
   });
   const recipes = recipeTotals(meta);
+  const needers = reliedBy(meta);
+  const delta = meta?.delta && {
+    base: meta.delta.base,
+    relies: meta.delta.relies.map((r) => ({ ...r, neededBy: needers.get(r.digest) ?? [] })),
+    reliedBytes: meta.delta.relies.reduce((a, r) => a + r.size, 0),
+  };
   return {
     format: contents.format,
     ...(recipes ? { recipes } : {}),
+    ...(delta ? { delta } : {}),
     ...(meta ? { tool: meta.tool, created: meta.created, layersMode: meta.layers } : {}),
     images,
     totals,

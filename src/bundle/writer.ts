@@ -4,6 +4,10 @@ import { blobPath } from "../transports/layout";
 import type { LayoutPlan } from "../transports/plan";
 import type { LayoutFiles } from "../transports/types";
 import { METADATA_FILE, type BundleMetadata } from "./format";
+import { MediaType } from "../oci/mediatypes";
+
+/** On a delta bundle's (empty) index.json: its images are in airpack.json, and need a base. */
+export const DELTA_ANNOTATION = "dev.airpack.delta.needs-base";
 
 export const OCI_LAYOUT_JSON = '{"imageLayoutVersion":"1.0.0"}';
 
@@ -19,8 +23,26 @@ export function topLevelEntries(files: LayoutFiles): { path: string; bytes: Uint
   return entries;
 }
 
-/** The top-level files of a planned layout. */
+/**
+ * The top-level files of a planned layout. A delta bundle's images go into airpack.json
+ * (delta.index), its index.json lists none and it has no docker manifest.json: no importer loads
+ * an image whose layers are elsewhere (see docs/bundle-format.md, "Delta bundles").
+ */
 export function layoutFiles(plan: LayoutPlan, metadata?: BundleMetadata): LayoutFiles {
+  if (metadata?.delta) {
+    const entries = (JSON.parse(plan.indexJson.toString("utf8")) as { manifests: Descriptor[] }).manifests;
+    const index = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: [],
+      annotations: { [DELTA_ANNOTATION]: "true" },
+    };
+    return {
+      indexJson: encodeJson(index),
+      dockerManifest: undefined,
+      metadata: encodeJson({ ...metadata, delta: { ...metadata.delta, index: entries } }),
+    };
+  }
   return {
     indexJson: plan.indexJson,
     dockerManifest: plan.dockerManifest.length > 0 ? encodeJson(plan.dockerManifest) : undefined,

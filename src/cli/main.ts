@@ -5,6 +5,8 @@ import { withSignal } from "./command-module";
 import { cacheCommand } from "./commands/cache";
 import { demoCommand } from "./commands/demo";
 import { inspectCommand } from "./commands/inspect";
+import { inventoryCommand } from "./commands/inventory";
+import { diffCommand } from "./commands/diff";
 import { packCommand } from "./commands/pack";
 import { copyCommand, pushCommand } from "./commands/push";
 import { serveCommand } from "./commands/serve";
@@ -37,9 +39,11 @@ async function main(argv: string[], signal: AbortSignal): Promise<void> {
     .command(withSignal(pushCommand, signal))
     .command(withSignal(copyCommand, signal))
     .command(withSignal(serveCommand, signal))
+    .command(withSignal(inventoryCommand, signal))
+    .command(withSignal(diffCommand, signal))
     .command(withSignal(cacheCommand, signal))
     .command(withSignal(demoCommand, signal))
-    .demandCommand(1, "name a command: pack, unpack, verify, inspect, push, copy, serve or cache")
+    .demandCommand(1, "name a command: pack, unpack, verify, inspect, push, copy, serve, inventory, diff or cache")
     .strict()
     .version(toolVersion())
     .help()

@@ -46,9 +46,23 @@ export function printSummary(s: BundleSummary, bundleBytes?: number): void {
       `digests preserved: ${r.withRecipe}/${r.gzipLayers} gzip layers (${pct(r.withRecipe, r.gzipLayers)}) have recipes (${r.recipeBytes} bytes)${saved}\n`,
     );
   }
+  printDelta(s);
   for (const img of s.images) {
     if (img.restoredName) process.stdout.write(`note: ${img.name}: unpack restores it as ${img.restoredName}\n`);
     for (const sk of img.skipped)
       process.stdout.write(`note: ${img.name}: left out ${sk.platform} ${sk.digest.slice(0, 19)}… (${sk.reason})\n`);
+  }
+}
+
+/** A delta bundle's base and the blobs it relies on (inspect, verify). */
+export function printDelta(s: BundleSummary): void {
+  if (!s.delta) return;
+  const d = s.delta;
+  const bases = d.base.map((b) => `${b.kind} ${b.name ?? ""} sha256 ${b.sha256}`.replace("  ", " ")).join("; ");
+  process.stdout.write(
+    `delta: needs base (${bases}); relies on ${d.relies.length} blob(s), ${formatBytes(d.reliedBytes)}, not in this bundle:\n`,
+  );
+  for (const r of d.relies) {
+    process.stdout.write(`  ${r.digest}  ${r.size} bytes  needed by ${r.neededBy.join(", ") || "-"}\n`);
   }
 }

@@ -46,6 +46,8 @@ export interface CopyOptions {
   cpu?: Limiter;
   /** Bounds blob transfers across images copied side by side (each image alone is bounded by `jobs`). */
   transfers?: Limiter;
+  /** Blobs the site has (pack --have): layers among them are relied on, never fetched. */
+  have?: ReadonlyMap<Digest, number>;
   /** Lets plain layer copies finish in the background (see ConvertOptions.background). */
   background?: ConvertOptions["background"];
   onProgress?: ProgressListener;
@@ -362,6 +364,7 @@ async function copyManifest(ctx: Ctx, described: Descriptor, errorLabel: string)
       ...(opts.preserveDigests ? { preserveDigests: true } : {}),
       ...(opts.cpu ? { cpu: opts.cpu } : {}),
       ...(opts.background ? { background: opts.background } : {}),
+      ...(opts.have ? { have: opts.have } : {}),
       ...(opts.verifyDiffIds ? { verifyDiffIds: true } : {}),
       ...(opts.level !== undefined ? { level: opts.level } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

@@ -28,6 +28,8 @@ export interface ConvertOptions {
   background?: (digest: Digest, task: (tee?: FileSpot) => Promise<void>) => void;
   /** The manifest family the converted layer will live in. */
   family: Family;
+  /** Blobs the site has (pack --have: digest → size): such a layer is relied on, never fetched. */
+  have?: ReadonlyMap<Digest, number>;
   level?: number;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
@@ -35,7 +37,7 @@ export interface ConvertOptions {
 
 export interface LayerResult {
   descriptor: Descriptor;
-  action: "copied" | "converted" | "cached" | "foreign";
+  action: "copied" | "converted" | "cached" | "foreign" | "relied";
   /** Size of the uncompressed tar, when known. */
   uncompressedSize?: number;
   /** How to rebuild the original blob from the stored (uncompressed) one. */

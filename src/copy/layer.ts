@@ -56,6 +56,8 @@ async function convertOneLayer(
   if (info?.nonDistributable && !(await source.hasBlob(layer))) {
     return { descriptor: layer, action: "foreign" };
   }
+  const relied = reliedOn(layer, diffId, opts, errorLabel);
+  if (relied) return relied;
   const id = layer.digest;
   const label = shortDigest(layer.digest).slice(7);
   if (from === undefined || info === undefined) {
@@ -222,6 +224,42 @@ async function carryUncompressed(
     uncompressedSize: uncompressed.size,
     ...(opts.keepRecipe ? { recipe } : {}),
   };
+}
+
+/**
+ * A layer the site has (pack --have) is not fetched: as the original blob, in whatever form the
+ * site stores it; or, converting plainly to uncompressed, as its diff_id when the site has that.
+ */
+function reliedOn(
+  layer: Descriptor,
+  diffId: Digest | undefined,
+  opts: ConvertOptions,
+  errorLabel: string,
+): LayerResult | undefined {
+  const have = opts.have;
+  if (!have) return undefined;
+  const sized = (d: Descriptor): boolean => {
+    const size = have.get(d.digest);
+    if (size === undefined) return false;
+    if (size !== d.size) {
+      throw new Error(
+        `${errorLabel}: the --have holdings list ${d.digest} as ${size} bytes, the manifest as ${d.size}; the inventory is wrong — make it again`,
+      );
+    }
+    return true;
+  };
+  if (sized(layer)) return { descriptor: { ...layer, mediaType: familyType(layer, opts.family) }, action: "relied" };
+  const from = layerCompression(layer.mediaType);
+  const plainly = opts.mode === "uncompressed" && !opts.preserveDigests && from !== undefined && from !== "none";
+  const size = diffId && have.get(diffId);
+  if (!plainly || !diffId || size === undefined) return undefined;
+  const info = mediaTypeInfo(layer.mediaType);
+  const uncompressed = withType(
+    layer,
+    { digest: diffId, size },
+    layerMediaType(opts.family, "none", info?.nonDistributable),
+  );
+  return { descriptor: uncompressed, action: "relied", uncompressedSize: size };
 }
 
 function familyType(layer: Descriptor, family: Family): string {

@@ -20,6 +20,8 @@ export interface CopyToLayoutOptions {
   signal?: AbortSignal;
   /** Leave out names that hold no runnable image (see planLayout). */
   imagesOnly?: boolean;
+  /** Layers left out of the layout (see PlanOptions.absent). */
+  absent?: ReadonlySet<string>;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function copyToLayout(
     const plan = await planLayout(source, images, {
       ...(opts.extraBlobs ? { extra: opts.extraBlobs } : {}),
       ...(opts.imagesOnly ? { imagesOnly: true } : {}),
+      ...(opts.absent ? { absent: opts.absent } : {}),
     });
     await sink.begin(opts.files(plan));
     for (const { desc, bytes } of plan.small) await sink.putSmall(desc, bytes, `blob ${desc.digest}`);

@@ -82,6 +82,13 @@ export interface PushOptions {
   inOrder?: boolean;
   ahead?: number;
   dryRun?: boolean;
+  /**
+   * A delta's relied-on blobs: not in the source, so each must be in the registry already (or in
+   * another repository of it, to mount from); else the push fails before it sends anything.
+   */
+  relied?: ReadonlySet<string>;
+  /** Repositories (HOST/REPO) said to hold a relied-on blob: a repository lacking it mounts it from one. */
+  reliedHolders?: ReadonlyMap<string, readonly string[]>;
   /** Called once every blob is up and before any manifest: a bundle checks its last bytes here. */
   beforeManifests?: () => Promise<void>;
   onProgress?: ProgressListener;
@@ -170,6 +177,10 @@ export async function pushImages(
     return send;
   });
   const missingFor = new Map(layerDescs.map((l, i) => [l.digest, missingOf[i]!]));
+  if (opts.relied) {
+    await findHolders(layerDescs, missingFor, where, opts, target, sinkFor);
+    checkRelied(layerDescs, missingFor, where, nodes, opts.relied, target);
+  }
 
   const sendLayer = async (layer: Descriptor, data: () => Promise<Readable>): Promise<void> => {
     let from = where.get(layer.digest);
@@ -279,6 +290,55 @@ export async function pushImages(
     report.blobs.mounted += sink.counts.mounted;
   }
   return report;
+}
+
+/** For a relied-on blob the image's repositories lack: another repository of the target that has it (HEAD), to mount from. */
+async function findHolders(
+  layers: Descriptor[],
+  missingFor: Map<string, RegistrySink[]>,
+  where: Map<string, RegistrySink>,
+  opts: PushOptions,
+  target: PushTarget,
+  sinkFor: (repository: string) => RegistrySink,
+): Promise<void> {
+  for (const layer of layers) {
+    if (!opts.relied?.has(layer.digest) || where.has(layer.digest) || !missingFor.get(layer.digest)?.length) continue;
+    for (const holder of opts.reliedHolders?.get(layer.digest) ?? []) {
+      const slash = holder.indexOf("/");
+      if (slash < 0 || holder.slice(0, slash) !== target.registry) continue;
+      const sink = sinkFor(holder.slice(slash + 1));
+      if (await sink.hasBlob(layer)) {
+        where.set(layer.digest, sink);
+        break;
+      }
+    }
+  }
+}
+
+/** Every relied-on blob a repository lacks, with no other repository of the registry to mount it from: the list. */
+function checkRelied(
+  layers: Descriptor[],
+  missingFor: Map<string, RegistrySink[]>,
+  where: Map<string, RegistrySink>,
+  nodes: ImageNodes[],
+  relied: ReadonlySet<string>,
+  target: PushTarget,
+): void {
+  const lacking: string[] = [];
+  for (const layer of layers) {
+    if (!relied.has(layer.digest) || where.has(layer.digest)) continue;
+    const sinks = missingFor.get(layer.digest) ?? [];
+    if (sinks.length === 0) continue;
+    const images = nodes.filter((n) => n.layers.has(layer.digest)).map((n) => n.image.name);
+    lacking.push(
+      `${layer.digest} (${layer.size} bytes, for ${images.join(", ")} in ${sinks.map((s) => s.label).join(", ")})`,
+    );
+  }
+  if (lacking.length > 0) {
+    throw new Error(
+      `${target.registry}: lacks ${lacking.length} blob(s) the delta relies on, nothing was pushed: ${lacking.join("; ")}; push the base first (or a full bundle)`,
+    );
+  }
 }
 
 /** Every document, config and layer an image reaches, children first. */

@@ -62,6 +62,8 @@ interface SendInit {
   /** Token scope actions, e.g. "pull,push" (default "pull"); `extraScope` adds e.g. a mount's source repository. */
   actions?: string;
   extraScope?: string;
+  /** A scope in place of the repository's (e.g. "registry:catalog:*" for the catalog). */
+  scope?: string;
   /** No retry after a network error (a request the server may have done already). */
   once?: boolean;
   signal?: AbortSignal;
@@ -125,7 +127,8 @@ export class RegistryClient {
    * (except retryable ones, which are retried).
    */
   async send(registry: string, repository: string, path: string | URL, init: SendInit): Promise<HttpResponse> {
-    const scope = [`repository:${repository}:${init.actions ?? "pull"}`, init.extraScope].filter(Boolean).join(" ");
+    const scope =
+      init.scope ?? [`repository:${repository}:${init.actions ?? "pull"}`, init.extraScope].filter(Boolean).join(" ");
     const signal = this.signal(init.signal);
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {

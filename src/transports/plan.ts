@@ -23,6 +23,11 @@ export interface PlanOptions {
   coming?: ReadonlySet<string>;
   /** Leave out names whose root holds no runnable image (signatures, SBOMs, attestations on their own). */
   imagesOnly?: boolean;
+  /**
+   * Layers the layout leaves out (a delta bundle's relied-on blobs): not in `layers`, and docker's
+   * manifest.json names no image that needs one, so docker load never loads half an image.
+   */
+  absent?: ReadonlySet<string>;
 }
 
 /**
@@ -33,7 +38,7 @@ export interface PlanOptions {
 export async function planLayout(
   source: ImageSource,
   images: NamedImage[],
-  { extra = [], coming = new Set(), imagesOnly = false }: PlanOptions = {},
+  { extra = [], coming = new Set(), imagesOnly = false, absent = new Set() }: PlanOptions = {},
 ): Promise<LayoutPlan> {
   const plan: LayoutPlan = { indexJson: Buffer.alloc(0), dockerManifest: [], small: [], layers: [], foreign: [] };
   const seen = new Set<string>();
@@ -83,7 +88,7 @@ export async function planLayout(
       manifests.set(desc.digest, { config: m.config, layers: m.layers });
       await addSmall(m.config, `${errorLabel} config`);
       for (const layer of m.layers) {
-        if (seen.has(layer.digest)) continue;
+        if (seen.has(layer.digest) || absent.has(layer.digest)) continue;
         if (isNonDistributable(layer.mediaType) && !coming.has(layer.digest) && !(await source.hasBlob(layer))) {
           plan.foreign.push(layer);
           continue;
@@ -114,7 +119,10 @@ export async function planLayout(
   }
   for (const desc of extra) await addSmall(desc, `extra blob ${desc.digest}`);
   plan.indexJson = encodeJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: entries });
-  plan.dockerManifest = await dockerEntries(source, ordered, manifests, plan.foreign);
+  plan.dockerManifest = await dockerEntries(source, ordered, manifests, [
+    ...plan.foreign.map((f) => f.digest),
+    ...absent,
+  ]);
   return plan;
 }
 
@@ -139,10 +147,10 @@ async function dockerEntries(
   source: ImageSource,
   images: NamedImage[],
   manifests: Map<string, { config: Descriptor; layers: Descriptor[] }>,
-  foreign: Descriptor[],
+  missing: string[],
 ): Promise<DockerManifestEntry[]> {
   const byManifest = new Map<string, DockerManifestEntry>();
-  const foreignDigests = new Set(foreign.map((f) => f.digest));
+  const foreignDigests = new Set(missing);
   const host = hostPlatform();
   // The host's image manifest, else the first one; an index inside an index is looked into.
   const pick = async (desc: Descriptor, errorLabel: string): Promise<Descriptor | undefined> => {

@@ -23,6 +23,7 @@ export const LAYERS = [
   "store",
   "copy",
   "bundle",
+  "inventory",
   "serve",
   "cli",
 ] as const;

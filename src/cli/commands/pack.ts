@@ -114,6 +114,13 @@ export const packCommand = defineCommand({
           default: false,
           describe: "go on with a --split pack that stopped on a full disk (same command, same -o and --cache)",
         })
+        .option("have", {
+          type: "string",
+          array: true,
+          describe:
+            "what the site holds (repeatable): an inventory file (airpack inventory), a bundle, or oci:DIR; " +
+            "writes a delta bundle that leaves out every blob the site has",
+        })
         .option("jobs", { alias: "j", type: "number", default: 4, describe: "layers processed in parallel" })
         .option("cache", {
           type: "string",
@@ -135,6 +142,8 @@ export const packCommand = defineCommand({
         ["stream to stdout (xz)", "pack oci:./layout -o - | ssh diode 'cat > site.tar.xz'"],
         ["parts that fit a FAT32 USB disk", "pack -f images.txt --split fat32 -o /media/usb/site.tar.xz"],
         ["merge bundles offline, digests kept", "pack bundle:a.tar.xz bundle:b.tar.zst -o merged.tar.xz"],
+        ["only what the site lacks (a delta)", "pack app:v2 --have site.inventory.json -o delta.tar.xz"],
+        ["a full bundle again from a base and its delta", "pack bundle:site.tar.xz bundle:delta.tar.xz -o full.tar.xz"],
       ]),
     ),
   handler: async (a, signal) => {
@@ -167,9 +176,14 @@ export const packCommand = defineCommand({
     try {
       const sources = [...(a.sources ?? []), ...(await readImageLists(a["images-file"] ?? []))];
       if (sources.length === 0) throw new UsageError("name at least one image (or -f FILE)");
+      const access = await registryAccess(a);
+      const have = a.have ?? [];
+      const { haveSet } = await import("../../inventory/collect.js");
+      const delta = have.length > 0 ? await haveSet(have, { registry: access, cacheDir: a.cache, jobs }) : undefined;
       const result = await pack({
         sources,
-        registry: { ...(await registryAccess(a)), signal },
+        ...(delta ? { delta } : {}),
+        registry: { ...access, signal },
         out,
         cacheDir: a.cache,
         compress,
@@ -214,6 +228,11 @@ export const packCommand = defineCommand({
             g,
             `warning: foreign layer ${f.digest} (${f.mediaType}) is not in the bundle; it must be fetched from ${f.urls?.join(", ") ?? "its URL"} on the other side`,
           );
+        const relies = result.metadata.delta?.relies;
+        if (relies) {
+          const bytes = relies.reduce((n, r) => n + r.size, 0);
+          log(g, `delta: ${relies.length} blob(s) the site has (${formatBytes(bytes)}) left out and relied on`);
+        }
         if (result.removed.length > 0) log(g, `removed ${listFiles(result.removed)}: an earlier bundle of that name`);
         const what = `${formatBytes(result.bytesWritten)} (${compress}), ${result.blobs} blobs, layers ${formatBytes(result.layerBytes)}`;
         if (result.parts) {

@@ -10,6 +10,7 @@ import { log, type Globals } from "../globals";
 import { printJson } from "../output";
 import { createReporter } from "../progress";
 import { checkTarget, nameMismatch } from "../validate";
+import { registryAccess, registryAccessOptions } from "../credentials";
 
 /** The zstd layers an output holds, in words; undefined when none. */
 function zstdInOutput(layers: LayerMode | undefined, bundleZstd: number): string | undefined {
@@ -22,8 +23,16 @@ export const unpackCommand = defineCommand({
   command: "unpack <bundle>",
   describe: "verify a bundle and write an OCI layout or an importable tar",
   builder: (y) =>
-    y
+    registryAccessOptions(y)
       .positional("bundle", { type: "string", describe: "bundle file, or - for stdin" })
+      .option("base", {
+        type: "string",
+        describe: "a delta bundle's base (BUNDLE or oci:DIR): the blobs the delta relies on come from there",
+      })
+      .option("base-registry", {
+        type: "string",
+        describe: "a delta bundle's base as a registry (REG[/PREFIX] the base was pushed to)",
+      })
       .option("output", {
         alias: "o",
         type: "string",
@@ -79,6 +88,10 @@ export const unpackCommand = defineCommand({
           ],
           ["an OCI layout directory", "unpack site.tar.xz --format oci -o ./layout"],
           ["only runnable images (ctr exits 1 at an SBOM on its own)", "unpack site.tar.xz --images-only -o site.tar"],
+          [
+            "a delta completed by the bundle it was made against",
+            "unpack delta.tar.xz --base site.tar.xz -o - | ctr images import -",
+          ],
         ]),
       ),
   handler: async (a, signal) => {
@@ -102,6 +115,15 @@ export const unpackCommand = defineCommand({
       force: a.force,
       restoreDigests: a["restore-digests"],
       imagesOnly: a["images-only"],
+      ...(a.base !== undefined || a["base-registry"] !== undefined
+        ? {
+            base: {
+              ...(a.base !== undefined ? { base: a.base } : {}),
+              ...(a["base-registry"] !== undefined ? { baseRegistry: a["base-registry"] } : {}),
+              registry: await registryAccess(a),
+            },
+          }
+        : {}),
       ...(layers ? { layers, cacheDir: a.cache } : {}),
       ...(reporter.listener ? { onProgress: reporter.listener } : {}),
       signal,
