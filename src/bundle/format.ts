@@ -1,5 +1,6 @@
 import { parseDescriptor, parseJson, type Descriptor } from "../oci/descriptor";
-import { parseDigest, type Digest } from "../oci/digest";
+import { type Digest } from "../oci/digest";
+import { schemaCheck } from "../oci/schema";
 import { checkRecipe, type GzipRecipe } from "../recipes/format";
 
 /** airpack.json: the bundle's own metadata. Documented in docs/bundle-format.md. */
@@ -94,96 +95,33 @@ export interface HaveSet {
   holders?: ReadonlyMap<string, string[]>;
 }
 
-type Obj = Record<string, unknown>;
-
-function obj(v: unknown, label: string): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`${label}: not an object`);
-  return v as Obj;
-}
-
-function list(v: unknown, label: string): unknown[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v)) throw new Error(`${label}: not a list`);
-  return v;
-}
-
-function str(v: unknown, label: string, optional = false): void {
-  if (optional && v === undefined) return;
-  if (typeof v !== "string") throw new Error(`${label}: not a string`);
-}
-
-function count(v: unknown, label: string, optional = false): void {
-  if (optional && v === undefined) return;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new Error(`${label}: not a byte count`);
-}
-
-function blobRef(v: unknown, label: string): void {
-  const o = obj(v, label);
-  parseDigest(o.digest, label);
-  str(o.mediaType, `${label} mediaType`);
-  count(o.size, `${label} size`);
-}
+const checkMetadata = schemaCheck<BundleMetadata>("airpack.json");
 
 /**
- * airpack.json, checked for every field airpack acts on (unknown fields are ignored, as the format
- * says): the version, the images' layers and their recipes (checkRecipe), the restored roots and the
- * recorded extra blobs.
+ * airpack.json, checked against docs/schemas/airpack.json for every field airpack acts on (unknown
+ * fields are ignored, as the format says), after its version: a newer format may change any shape.
+ * Each recipe is then checked by checkRecipe against the layer it rebuilds.
  */
 export function parseMetadata(bytes: Uint8Array, label: string): BundleMetadata {
-  const meta = parseJson(bytes, label);
-  if (typeof meta.airpackBundleVersion !== "number" || meta.airpackBundleVersion > DELTA_FORMAT_VERSION) {
-    throw new Error(
-      `${label}: bundle format version ${String(meta.airpackBundleVersion)} is newer than this airpack supports; upgrade airpack`,
-    );
+  const raw = parseJson(bytes, label);
+  const version = raw.airpackBundleVersion;
+  if (typeof version === "number" && version > DELTA_FORMAT_VERSION) {
+    throw new Error(`${label}: bundle format version ${version} is newer than this airpack supports; upgrade airpack`);
   }
-  meta.images = list(meta.images, `${label} images`);
-  (meta.images as unknown[]).forEach((image, i) => {
-    const img = obj(image, `${label} images[${i}]`);
-    const what = `${label} images[${i}]`;
-    str(img.name, `${what} name`);
-    if (img.restored !== undefined) blobRef(img.restored, `${what} restored`);
-    img.skipped = list(img.skipped, `${what} skipped`);
-    img.manifests = list(img.manifests, `${what} manifests`);
-    (img.manifests as unknown[]).forEach((manifest, j) => {
-      const m = obj(manifest, `${what} manifests[${j}]`);
-      const mw = `${what} manifests[${j}]`;
-      parseDigest(m.digest, `${mw} digest`);
-      m.layers = list(m.layers, `${mw} layers`);
-      (m.layers as unknown[]).forEach((layer, k) => {
-        const lw = `${mw} layers[${k}]`;
-        const l = obj(layer, lw);
-        blobRef(l, lw);
-        str(l.mode, `${lw} mode`);
-        str(l.kept, `${lw} kept`, true);
-        count(l.uncompressedSize, `${lw} uncompressedSize`, true);
-        blobRef(l.source, `${lw} source`);
-        if (l.recipe !== undefined) checkRecipe(l.recipe, l.size as number, lw);
+  const meta = checkMetadata(raw, label);
+  meta.images ??= [];
+  meta.extraBlobs = (meta.extraBlobs ?? []).map((d, i) => parseDescriptor(d, `${label} extraBlobs[${i}]`));
+  meta.images.forEach((img, i) => {
+    img.skipped ??= [];
+    img.manifests ??= [];
+    img.manifests.forEach((m, j) => {
+      m.layers ??= [];
+      m.layers.forEach((l, k) => {
+        if (l.recipe !== undefined) checkRecipe(l.recipe, l.size, `${label} images[${i}] manifests[${j}] layers[${k}]`);
       });
     });
   });
-  if (meta.delta !== undefined) checkDelta(meta.delta, `${label} delta`);
-  meta.extraBlobs = list(meta.extraBlobs, `${label} extraBlobs`).map((d, i) =>
-    parseDescriptor(d, `${label} extraBlobs[${i}]`),
-  );
-  return meta as unknown as BundleMetadata;
-}
-
-function checkDelta(v: unknown, label: string): void {
-  const d = obj(v, label);
-  d.base = list(d.base, `${label} base`);
-  (d.base as unknown[]).forEach((b, i) => {
-    const o = obj(b, `${label} base[${i}]`);
-    str(o.kind, `${label} base[${i}] kind`);
-    if (typeof o.sha256 !== "string" || !/^[a-f0-9]{64}$/.test(o.sha256)) {
-      throw new Error(`${label} base[${i}] sha256: not a hex sha256`);
-    }
-  });
-  d.index = list(d.index, `${label} index`).map((e, i) => parseDescriptor(e, `${label} index[${i}]`));
-  d.relies = list(d.relies, `${label} relies`);
-  (d.relies as unknown[]).forEach((r, i) => {
-    const o = obj(r, `${label} relies[${i}]`);
-    parseDigest(o.digest, `${label} relies[${i}] digest`);
-    count(o.size, `${label} relies[${i}] size`);
-    list(o.holders, `${label} relies[${i}] holders`).forEach((h, j) => str(h, `${label} relies[${i}] holders[${j}]`));
-  });
+  if (meta.delta?.index)
+    meta.delta.index = meta.delta.index.map((e, n) => parseDescriptor(e, `${label} delta index[${n}]`));
+  return meta;
 }

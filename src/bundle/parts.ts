@@ -10,6 +10,8 @@ import { open, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { MAX_JSON_BYTES, parseJson } from "../oci/descriptor";
+import { schemaCheck } from "../oci/schema";
+import { quote } from "../quote";
 import { alignedBuffers } from "../util/direct-io";
 import { fileErrorReason } from "../util/errors";
 import { HashThread, inlineHasher, type Hasher, type ThreadHash } from "../util/hash-thread";
@@ -23,7 +25,6 @@ const READ_CHUNK = 1 << 20;
 const BLOCKS = 4;
 /** Bundles this big are hashed on the hash thread; smaller ones here (no thread to start). */
 const THREAD_HASH_FROM = 8 << 20;
-const HEX64 = /^[0-9a-f]{64}$/;
 const PART_NUMBER = /\.(\d{3})$/;
 
 export interface PartRecord {
@@ -34,7 +35,7 @@ export interface PartRecord {
   sha256: string;
 }
 
-/** NAME.parts.json. */
+/** NAME.parts.json (docs/schemas/parts.json). */
 export interface PartsFile {
   airpackParts: number;
   tool: string;
@@ -47,6 +48,8 @@ export interface PartsFile {
   partSize: number;
   parts: PartRecord[];
 }
+
+const checkParts = schemaCheck<Omit<PartsFile, "tool"> & { tool?: string }>("parts.json");
 
 /** "001" for part 1. */
 export function partNumber(index: number): string {
@@ -101,29 +104,26 @@ export function parsePartsFile(bytes: Uint8Array, label: string, shown: string):
   if (version > PARTS_FORMAT_VERSION) {
     throw new Error(`${label}: ${shown} is parts format ${version}, newer than this airpack supports; upgrade airpack`);
   }
-  const count = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-  const { bundle, size, sha256, partSize, parts } = doc;
-  if (typeof bundle !== "string" || !plainName(bundle)) {
-    throw bad(`names the bundle ${JSON.stringify(bundle)}: bundle and part names must be plain file names beside it`);
+  let checked: ReturnType<typeof checkParts>;
+  try {
+    checked = checkParts(doc, "parts file");
+  } catch (err) {
+    throw bad(`is not a valid parts file (${(err as Error).message.replace(/^parts file: /, "")})`);
   }
-  if (!count(size) || typeof sha256 !== "string" || !HEX64.test(sha256)) throw bad("has no valid size and sha256");
-  if (!count(partSize) || partSize < 1) throw bad("has no valid partSize");
-  if (!Array.isArray(parts) || parts.length === 0) throw bad("lists no parts");
-  if (parts.length > MAX_PARTS) throw bad(`lists ${parts.length} parts, more than ${MAX_PARTS}`);
+  const { bundle, size, sha256, partSize, parts } = checked;
+  if (!plainName(bundle)) {
+    throw bad(`names the bundle ${quote(bundle)}: bundle and part names must be plain file names beside it`);
+  }
   const n = parts.length;
   let sum = 0;
-  const records: PartRecord[] = parts.map((p: unknown, i) => {
-    const part = p as Partial<PartRecord> | null;
+  const records: PartRecord[] = parts.map((part, i) => {
     const what = `part ${partNumber(i + 1)} of ${n}`;
-    const name = part?.name;
-    if (typeof name !== "string" || !plainName(name)) {
-      throw bad(`names ${what} ${JSON.stringify(name)}: part names must be plain file names beside it`);
+    const name = part.name;
+    if (!plainName(name)) {
+      throw bad(`names ${what} ${quote(name)}: part names must be plain file names beside it`);
     }
     if (name !== partName(bundle, i + 1)) {
-      throw bad(`names ${what} ${JSON.stringify(name)}, not ${partName(bundle, i + 1)}`);
-    }
-    if (!count(part?.size) || typeof part.sha256 !== "string" || !HEX64.test(part.sha256)) {
-      throw bad(`has no valid size and sha256 for ${what}`);
+      throw bad(`names ${what} ${quote(name)}, not ${partName(bundle, i + 1)}`);
     }
     const last = i === n - 1;
     if ((!last && part.size !== partSize) || (last && (part.size < 1 || part.size > partSize))) {
@@ -137,7 +137,7 @@ export function parsePartsFile(bytes: Uint8Array, label: string, shown: string):
   if (sum !== size) throw bad(`is inconsistent: its parts add up to ${sum} bytes, not ${size} as it says`);
   return {
     airpackParts: version,
-    tool: typeof doc.tool === "string" ? doc.tool : "",
+    tool: checked.tool ?? "",
     bundle,
     size,
     sha256,

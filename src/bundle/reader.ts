@@ -6,7 +6,7 @@ import {
   MAX_JSON_BYTES,
   parseConfig,
   parseIndex,
-  parseJson,
+  parseOciLayout,
   parseManifest,
   type Descriptor,
   type ImageConfig,
@@ -298,8 +298,7 @@ export class BundleReader {
   private acceptFile(path: string, bytes: Buffer): void {
     const { label, contents } = this;
     if (path === "oci-layout") {
-      const doc = parseJson(bytes, `${label}: oci-layout`);
-      if (doc.imageLayoutVersion !== "1.0.0") throw new Error(`${label}: unsupported imageLayoutVersion`);
+      parseOciLayout(bytes, `${label}: oci-layout`);
       this.sawLayout = true;
     } else if (path === "index.json") {
       contents.index = parseIndex(bytes, `${label}: index.json`);

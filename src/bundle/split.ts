@@ -152,6 +152,8 @@ export class SplitWriter extends Writable {
   private readonly pool = new BlockPool();
   private readonly hashThread = new HashThread();
   private current: OpenPart | undefined;
+  /** The write in flight, if any. */
+  private taking: Promise<void> = Promise.resolve();
   /** Parts this run renamed into place (removed again if the run fails). */
   private readonly written: string[] = [];
 
@@ -189,7 +191,8 @@ export class SplitWriter extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.take(chunk).then(
+    this.taking = this.take(chunk);
+    this.taking.then(
       () => callback(),
       (err: Error) => callback(err),
     );
@@ -226,6 +229,7 @@ export class SplitWriter extends Writable {
     this.size += chunk.length;
     let offset = 0;
     while (offset < chunk.length) {
+      if (this.destroyed) return; // Ctrl-C or a failure: cleanUp removes what was written
       const part = this.current ?? (await this.openPart(this.parts.length + 1));
       const piece = chunk.subarray(offset, offset + (this.opts.partSize - part.bytes));
       offset += piece.length;
@@ -355,6 +359,8 @@ export class SplitWriter extends Writable {
 
   /** After a failure: the part being written goes; the finished ones too, unless the disk filled. */
   private async cleanUp(err: Error | null): Promise<void> {
+    // A write still in flight would rename or open a part after this cleaned up: let it stop first.
+    await this.taking.catch(() => undefined);
     const part = this.current;
     this.current = undefined;
     if (part?.writer && !part.writer.closed) {

@@ -1,4 +1,4 @@
-import { parseDigest, sha256, DigestMismatchError, type Digest } from "./digest";
+import { sha256, DigestMismatchError, type Digest } from "./digest";
 import {
   isIndex as isIndexType,
   isManifest as isManifestType,
@@ -6,7 +6,8 @@ import {
   layerCompression,
   MediaType,
 } from "./mediatypes";
-import { parsePlatform, type Platform } from "./platform";
+import { type Platform } from "./platform";
+import { schemaCheck } from "./schema";
 import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from "./limits";
 
 export interface Descriptor {
@@ -40,7 +41,7 @@ export interface ImageConfig {
   architecture?: string;
   os?: string;
   variant?: string;
-  rootfs?: { type: string; diff_ids: Digest[] };
+  rootfs?: { type?: string; diff_ids: Digest[] };
   [key: string]: unknown;
 }
 
@@ -102,36 +103,24 @@ export function jsonDepth(bytes: Uint8Array, stop: number): number {
   return max;
 }
 
-function stringMap(value: unknown, errorLabel: string): Record<string, string> | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${errorLabel}: annotations must be an object`);
-  }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== "string") throw new Error(`${errorLabel}: annotation ${k} is not a string`);
-    out[k] = v;
-  }
-  return out;
+const checkDescriptor = schemaCheck<Descriptor>("descriptor.json");
+const checkIndexShape = schemaCheck<ImageIndex>("oci-index.json");
+const checkManifestShape = schemaCheck<Omit<ImageManifest, "layers"> & { layers?: Descriptor[] }>("oci-manifest.json");
+const checkConfigShape = schemaCheck<ImageConfig>("oci-config.json");
+
+/** The fields of a descriptor airpack knows, copied out of a checked one (unknown fields are not carried). */
+function known(d: Descriptor): Descriptor {
+  const desc: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+  if (d.platform !== undefined) desc.platform = d.platform;
+  if (d.annotations !== undefined) desc.annotations = d.annotations;
+  if (d.urls !== undefined) desc.urls = d.urls;
+  if (d.artifactType !== undefined) desc.artifactType = d.artifactType;
+  return desc;
 }
 
+/** A descriptor read from input (docs/schemas/defs.json#/definitions/descriptor). */
 export function parseDescriptor(value: unknown, errorLabel: string): Descriptor {
-  if (typeof value !== "object" || value === null) throw new Error(`${errorLabel}: descriptor is not an object`);
-  const v = value as Json;
-  if (typeof v.mediaType !== "string" || v.mediaType.length === 0) {
-    throw new Error(`${errorLabel}: descriptor has no mediaType`);
-  }
-  const size = v.size;
-  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-    throw new Error(`${errorLabel}: descriptor has an invalid size`);
-  }
-  const desc: Descriptor = { mediaType: v.mediaType, digest: parseDigest(v.digest, errorLabel), size };
-  if (v.platform !== undefined) desc.platform = parsePlatform(v.platform, errorLabel);
-  const annotations = stringMap(v.annotations, errorLabel);
-  if (annotations) desc.annotations = annotations;
-  if (Array.isArray(v.urls)) desc.urls = v.urls.filter((u): u is string => typeof u === "string");
-  if (typeof v.artifactType === "string") desc.artifactType = v.artifactType;
-  return desc;
+  return known(checkDescriptor(value, errorLabel));
 }
 
 /** Check bytes against a descriptor; used for every manifest, index and config we read. */
@@ -176,15 +165,10 @@ function refusePolyglot(doc: Json, as: "index" | "manifest", errorLabel: string)
 export function parseIndex(bytes: Uint8Array, errorLabel: string): ImageIndex {
   const doc = parseJson(bytes, errorLabel);
   refusePolyglot(doc, "index", errorLabel);
-  if (doc.schemaVersion !== 2) throw new Error(`${errorLabel}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
-  if (!Array.isArray(doc.manifests)) throw new Error(`${errorLabel}: index has no manifests array`);
-  const index: ImageIndex = {
-    schemaVersion: 2,
-    manifests: doc.manifests.map((m, i) => parseDescriptor(m, `${errorLabel} manifests[${i}]`)),
-  };
-  if (typeof doc.mediaType === "string") index.mediaType = doc.mediaType;
-  const annotations = stringMap(doc.annotations, errorLabel);
-  if (annotations) index.annotations = annotations;
+  const checked = checkIndexShape(doc, errorLabel);
+  const index: ImageIndex = { schemaVersion: 2, manifests: checked.manifests.map(known) };
+  if (checked.mediaType !== undefined) index.mediaType = checked.mediaType;
+  if (checked.annotations !== undefined) index.annotations = checked.annotations;
   return index;
 }
 
@@ -197,32 +181,28 @@ export function parseManifest(bytes: Uint8Array, errorLabel: string): ImageManif
       `${errorLabel}: Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client`,
     );
   }
-  if (doc.schemaVersion !== 2) throw new Error(`${errorLabel}: unsupported schemaVersion ${String(doc.schemaVersion)}`);
-  if (!Array.isArray(doc.layers) && doc.layers !== undefined) throw new Error(`${errorLabel}: layers is not an array`);
+  const checked = checkManifestShape(doc, errorLabel);
   const manifest: ImageManifest = {
     schemaVersion: 2,
-    config: parseDescriptor(doc.config, `${errorLabel} config`),
-    layers: ((doc.layers as unknown[] | undefined) ?? []).map((l, i) =>
-      parseDescriptor(l, `${errorLabel} layers[${i}]`),
-    ),
+    config: known(checked.config),
+    layers: (checked.layers ?? []).map(known),
   };
-  if (typeof doc.mediaType === "string") manifest.mediaType = doc.mediaType;
-  if (typeof doc.artifactType === "string") manifest.artifactType = doc.artifactType;
-  if (doc.subject !== undefined) manifest.subject = parseDescriptor(doc.subject, `${errorLabel} subject`);
-  const annotations = stringMap(doc.annotations, errorLabel);
-  if (annotations) manifest.annotations = annotations;
+  if (checked.mediaType !== undefined) manifest.mediaType = checked.mediaType;
+  if (checked.artifactType !== undefined) manifest.artifactType = checked.artifactType;
+  if (checked.subject !== undefined) manifest.subject = known(checked.subject);
+  if (checked.annotations !== undefined) manifest.annotations = checked.annotations;
   return manifest;
 }
 
 export function parseConfig(bytes: Uint8Array, errorLabel: string): ImageConfig {
-  const doc = parseJson(bytes, errorLabel) as ImageConfig;
-  const rootfs = doc.rootfs as unknown;
-  if (rootfs !== undefined) {
-    const r = rootfs as Json;
-    if (!Array.isArray(r.diff_ids)) throw new Error(`${errorLabel}: rootfs.diff_ids is not an array`);
-    r.diff_ids.forEach((d, i) => parseDigest(d, `${errorLabel} rootfs.diff_ids[${i}]`));
-  }
-  return doc;
+  return checkConfigShape(parseJson(bytes, errorLabel), errorLabel);
+}
+
+const checkLayout = schemaCheck<{ imageLayoutVersion: "1.0.0" }>("oci-layout.json");
+
+/** An OCI layout's oci-layout file: it must say imageLayoutVersion 1.0.0 (docs/schemas/oci-layout.json). */
+export function parseOciLayout(bytes: Uint8Array, errorLabel: string): void {
+  checkLayout(parseJson(bytes, errorLabel), errorLabel);
 }
 
 /** Serialise a JSON document the way airpack writes new manifests (compact, stable key order as given). */

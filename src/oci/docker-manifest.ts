@@ -1,4 +1,5 @@
 import { parseJson } from "./descriptor";
+import { schemaCheck } from "./schema";
 
 /** One image of a docker `manifest.json` (docker save / docker load), paths relative to the archive root. */
 export interface DockerManifestEntry {
@@ -9,22 +10,20 @@ export interface DockerManifestEntry {
 
 export const DOCKER_MANIFEST_FILE = "manifest.json";
 
+const checkDockerManifest =
+  schemaCheck<(Omit<DockerManifestEntry, "RepoTags"> & { RepoTags?: string[] | null })[]>("docker-manifest.json");
+
 /**
  * Parse a docker manifest.json, a JSON array. parseJson only takes objects (its size cap and
  * error wording are what every document gets), so the array is parsed wrapped in one.
  */
 export function parseDockerManifest(bytes: Uint8Array, label: string): DockerManifestEntry[] {
   const wrapped = parseJson(Buffer.concat([Buffer.from('{"m":'), Buffer.from(bytes), Buffer.from("}")]), label);
-  const list = wrapped.m;
-  if (!Array.isArray(list)) throw new Error(`${label}: expected a JSON array`);
-  return list.map((raw, i) => {
-    const e = raw as Record<string, unknown>;
-    const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string");
-    if (typeof e !== "object" || e === null || typeof e.Config !== "string" || !strings(e.Layers)) {
-      throw new Error(`${label}[${i}]: entry needs Config and Layers`);
-    }
-    return { Config: e.Config, Layers: e.Layers, RepoTags: strings(e.RepoTags) ? e.RepoTags : [] };
-  });
+  return checkDockerManifest(wrapped.m, label).map((e) => ({
+    Config: e.Config,
+    Layers: e.Layers,
+    RepoTags: e.RepoTags ?? [],
+  }));
 }
 
 /**

@@ -6,21 +6,6 @@ export interface Platform {
   "os.features"?: string[];
 }
 
-export function parsePlatform(value: unknown, errorLabel: string): Platform {
-  if (typeof value !== "object" || value === null) throw new Error(`${errorLabel}: platform is not an object`);
-  const v = value as Record<string, unknown>;
-  if (typeof v.os !== "string" || typeof v.architecture !== "string") {
-    throw new Error(`${errorLabel}: platform needs os and architecture`);
-  }
-  const p: Platform = { os: v.os, architecture: v.architecture };
-  if (typeof v.variant === "string") p.variant = v.variant;
-  if (typeof v["os.version"] === "string") p["os.version"] = v["os.version"];
-  if (Array.isArray(v["os.features"])) {
-    p["os.features"] = v["os.features"].filter((f): f is string => typeof f === "string");
-  }
-  return p;
-}
-
 /** "linux/arm64/v8" → Platform. Throws a usage-style error on bad input. */
 export function parsePlatformString(text: string): Platform {
   const parts = text.split("/");

@@ -3,8 +3,8 @@ import { dirname, join } from "node:path";
 import { unpack } from "../bundle/unpack";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { MAX_JSON_BYTES, parseJson, type Descriptor } from "../oci/descriptor";
-import { METADATA_FILE } from "../bundle/format";
+import { MAX_JSON_BYTES, type Descriptor } from "../oci/descriptor";
+import { METADATA_FILE, parseMetadata } from "../bundle/format";
 import { blobPath } from "../transports/layout";
 import { OciLayoutSource } from "../transports/layout";
 import { DirTree, TarTree, type FileTree } from "../util/files";
@@ -175,14 +175,12 @@ function rebuiltLocation(
 /** Whether airpack.json says some original digest must be rebuilt (a recipe, or another root). */
 async function needsRestoring(tree: FileTree): Promise<boolean> {
   if (!(await tree.exists(METADATA_FILE))) return false;
-  const meta = parseJson(await tree.readSmall(METADATA_FILE, MAX_JSON_BYTES), `${tree.label}: ${METADATA_FILE}`);
-  const images = Array.isArray(meta.images) ? (meta.images as Record<string, unknown>[]) : [];
-  return images.some((img) => {
-    const restored = img.restored as { digest?: unknown } | undefined;
-    if (restored && restored.digest !== img.digest) return true;
-    const manifests = Array.isArray(img.manifests) ? (img.manifests as { layers?: unknown }[]) : [];
-    return manifests.some((m) => Array.isArray(m.layers) && m.layers.some((l) => (l as { recipe?: unknown }).recipe));
-  });
+  const meta = parseMetadata(await tree.readSmall(METADATA_FILE, MAX_JSON_BYTES), `${tree.label}: ${METADATA_FILE}`);
+  return meta.images.some(
+    (img) =>
+      (img.restored && img.restored.digest !== img.digest) ||
+      img.manifests.some((m) => m.layers.some((l) => l.recipe !== undefined)),
+  );
 }
 
 async function checkRange(path: string, start: number, desc: Descriptor): Promise<void> {

@@ -1,6 +1,6 @@
 import { basename } from "node:path";
 import type { Readable } from "node:stream";
-import { checkBytes, Annotation, MAX_JSON_BYTES, parseIndex, parseJson, type Descriptor } from "../oci/descriptor";
+import { checkBytes, Annotation, MAX_JSON_BYTES, parseIndex, parseOciLayout, type Descriptor } from "../oci/descriptor";
 import { digestHex } from "../oci/digest";
 import { normalizeName, tryNormalizeName } from "../oci/reference";
 import type { FileTree } from "../util/files";
@@ -47,10 +47,7 @@ export class OciLayoutSource implements ImageSource {
       throw new Error(`${this.tree.label}: not an OCI image layout (no index.json)`);
     }
     if (await this.tree.exists("oci-layout")) {
-      const layout = parseJson(await this.tree.readSmall("oci-layout", 64 * 1024), `${this.tree.label}/oci-layout`);
-      if (layout.imageLayoutVersion !== "1.0.0") {
-        throw new Error(`${this.tree.label}: unsupported imageLayoutVersion ${String(layout.imageLayoutVersion)}`);
-      }
+      parseOciLayout(await this.tree.readSmall("oci-layout", 64 * 1024), `${this.tree.label}/oci-layout`);
     }
     const bytes = await this.tree.readSmall("index.json", MAX_JSON_BYTES);
     return parseIndex(bytes, `${this.tree.label}/index.json`).manifests;

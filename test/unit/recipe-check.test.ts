@@ -40,10 +40,10 @@ describe("recipe checks", () => {
       ["short header", { ...good, header: HEADER.slice(0, 8) }, /header/],
       ["sum", { ...good, members: [member(40), member(59)] }, /hold 99 bytes/],
       ["over", { ...good, members: [member(2 ** 53), member(2 ** 53)] }, /size|more than/],
-      ["negative", { ...good, members: [member(-1), member(101)] }, /size -1/],
-      ["fraction", { ...good, members: [member(0.5), member(99.5)] }, /size 0.5/],
+      ["negative", { ...good, members: [member(-1), member(101)] }, /size must be a byte count.*\(got -1\)/],
+      ["fraction", { ...good, members: [member(0.5), member(99.5)] }, /size must be a byte count.*\(got 0.5\)/],
       ["empty list", { ...good, members: [] }, /members/],
-      ["not an object", "gzip", /not an object/],
+      ["not an object", "gzip", /must be an object/],
     ] as const) {
       assert.throws(() => checkRecipe(bad, 100, "l"), pattern, why);
     }
