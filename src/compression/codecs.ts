@@ -18,16 +18,41 @@ export function defaultThreads(): number {
   return Math.max(1, availableParallelism());
 }
 
-let systemXzChecked: boolean | undefined;
+let systemXzChecked: { usable: boolean; plusOne: boolean } | undefined;
+
+function probeSystemXz(): { usable: boolean; plusOne: boolean } {
+  if (systemXzChecked === undefined) {
+    const probe = spawnSync("xz", ["--version"], { stdio: ["ignore", "pipe", "ignore"] });
+    const minor = /liblzma 5\.(\d+)/.exec(probe.stdout?.toString() ?? "");
+    const usable = probe.status === 0 && minor !== null && Number(minor[1]) >= 2;
+    // -T+1 (xz 5.4+): the multi-threaded encoder with one thread; plain -T1 is the single-threaded one.
+    systemXzChecked = { usable, plusOne: usable && Number(minor![1]) >= 4 };
+  }
+  return systemXzChecked;
+}
 
 /** Whether a usable `xz` binary is on PATH (AIRPACK_XZ=native forces lzma-native). */
 export function hasSystemXz(): boolean {
-  if (process.env.AIRPACK_XZ === "native") return false;
-  if (systemXzChecked === undefined) {
-    const probe = spawnSync("xz", ["--version"], { stdio: ["ignore", "pipe", "ignore"] });
-    systemXzChecked = probe.status === 0 && /liblzma 5\.[2-9]/.test(probe.stdout.toString());
+  return process.env.AIRPACK_XZ !== "native" && probeSystemXz().usable;
+}
+
+/**
+ * The xz encoder is always the multi-threaded one, whose output does not depend on the thread
+ * count (measured: -T+1, -T2 and -T4 give the same bytes; -T1, the single-threaded encoder,
+ * differs). Bundles then come out the same on any core count. XZ_OPT and XZ_DEFAULTS are left out
+ * of its environment: a --block-size or --memlimit there would change the bytes too.
+ */
+function xzCompressor(level: number, threads: number): Duplex | Transform {
+  if (hasSystemXz() && (threads > 1 || probeSystemXz().plusOne)) {
+    const env = { ...process.env };
+    delete env.XZ_OPT;
+    delete env.XZ_DEFAULTS;
+    const t = threads === 1 ? "+1" : String(threads);
+    return spawnFilter("xz", ["-z", "-c", `-${level}`, `-T${t}`, "-q"], "xz", env);
   }
-  return systemXzChecked;
+  // lzma-native takes its multi-threaded encoder whenever `threads` is given; CRC64, as xz checks
+  // by default, makes its output that of the xz program (measured: liblzma 5.2.3 and 5.4.1).
+  return lzma().createCompressor({ preset: level, threads, check: lzma().CHECK_CRC64 });
 }
 
 /**
@@ -50,9 +75,10 @@ class ChildFilter extends Duplex {
     cmd: string,
     args: string[],
     private readonly errorLabel: string,
+    env?: NodeJS.ProcessEnv,
   ) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
-    this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], ...(env ? { env } : {}) });
     trackChild(this.child);
     this.child.stderr.setEncoding("utf8");
     this.child.stderr.on("data", (d: string) => {
@@ -125,8 +151,8 @@ class ChildFilter extends Duplex {
   }
 }
 
-function spawnFilter(cmd: string, args: string[], errorLabel: string): Duplex {
-  return new ChildFilter(cmd, args, errorLabel);
+function spawnFilter(cmd: string, args: string[], errorLabel: string, env?: NodeJS.ProcessEnv): Duplex {
+  return new ChildFilter(cmd, args, errorLabel, env);
 }
 
 function zstdBinding(): typeof ZstdBinding {
@@ -235,10 +261,7 @@ export function compressStream(format: StreamFormat, opts: CompressOptions = {})
         checksumFlag: true,
       });
     case "xz": {
-      const level = opts.level ?? defaultLevels.xz;
-      const threads = opts.threads ?? defaultThreads();
-      if (hasSystemXz()) return spawnFilter("xz", ["-z", "-c", `-${level}`, `-T${threads}`, "-q"], "xz");
-      return lzma().createCompressor({ preset: level, threads });
+      return xzCompressor(opts.level ?? defaultLevels.xz, opts.threads ?? defaultThreads());
     }
   }
 }
