@@ -64,6 +64,8 @@ export interface PackOptions extends CopyOptions {
   resume?: boolean;
   /** --have: write a delta bundle that leaves out the blobs the site holds. */
   delta?: HaveSet;
+  /** Without SOURCE_DATE_EPOCH: date the bundle by its newest image (config `created`), not now. */
+  reproducible?: boolean;
 }
 
 export interface PackResult {
@@ -137,6 +139,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
 
 async function packBundle(opts: PackOptions): Promise<PackResult> {
   await checkOutputParent(opts.out); // before any download, not after all of them
+  sourceDateEpoch();
   const split = await planSplit(opts);
   if (split) opts = { ...opts, split: split.partSize, ...split.compression };
   const store = await Store.open(opts.cacheDir);
@@ -175,7 +178,7 @@ async function packBundle(opts: PackOptions): Promise<PackResult> {
   let ok = false;
   try {
     const copied = await copyAll(store, { ...opts, signal, background: inBackground });
-    const bundle = describeBundle(copied, opts, split?.created);
+    const bundle = describeBundle(copied, opts, split?.created ?? (await bundleTime(store, copied, opts)));
     const result = inPlace
       ? await writeBundleInPlace(store, bundle, { ...opts, signal }, new Set(deferred.keys()), startDeferred, () =>
           cancel.abort(),
@@ -286,6 +289,43 @@ async function completeFromStore(delta: BundleSource, store: Store): Promise<voi
   delta.recipeFor = (layer) => own?.(layer) ?? rebuilt.get(layer.digest);
 }
 
+/** SOURCE_DATE_EPOCH as a time, checked (before any download). */
+function sourceDateEpoch(): string | undefined {
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch === undefined || epoch === "") return undefined;
+  if (!/^\d{1,12}$/.test(epoch)) {
+    throw new UsageError(
+      `SOURCE_DATE_EPOCH=${epoch}: expected whole seconds since 1970 (e.g. $(git log -1 --format=%ct))`,
+    );
+  }
+  return new Date(Number(epoch) * 1000).toISOString();
+}
+
+/**
+ * The bundle's creation time when it is to be reproducible: SOURCE_DATE_EPOCH (seconds), else with
+ * --reproducible the newest image config's `created` (the Unix epoch when none has one). Undefined
+ * means now.
+ */
+async function bundleTime(
+  store: Store,
+  copied: { report: ImageReport }[],
+  opts: PackOptions,
+): Promise<string | undefined> {
+  const epoch = sourceDateEpoch();
+  if (epoch !== undefined) return epoch;
+  if (!opts.reproducible) return undefined;
+  let newest = 0;
+  for (const m of copied.flatMap((c) => c.report.manifests)) {
+    if (m.artifact) continue;
+    const bytes = await store.fetchSmall(m.config, `config ${m.config.digest}`);
+    const created = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { created?: unknown }).created;
+    const time = typeof created === "string" ? Date.parse(created) : NaN;
+    // Whole seconds, as tar headers hold them; a time before 1970 (Go's zero time) counts as 1970.
+    if (Number.isFinite(time)) newest = Math.max(newest, Math.floor(time / 1000) * 1000);
+  }
+  return new Date(newest).toISOString();
+}
+
 interface BundleDescription {
   named: NamedImage[];
   metadata: BundleMetadata;
@@ -316,11 +356,7 @@ function describeBundle(
     if (r.sourceDescriptor.digest !== r.descriptor.digest && r.skipped.length > 0) addExtra(r.sourceDescriptor);
     r.originals.forEach(addExtra);
   }
-  const created = createdAt
-    ? new Date(createdAt)
-    : process.env.SOURCE_DATE_EPOCH
-      ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000)
-      : new Date();
+  const created = new Date(createdAt ?? Date.now());
   const delta = opts.delta ? deltaInfo(reports, opts.delta) : undefined;
   const metadata: BundleMetadata = {
     airpackBundleVersion: delta ? DELTA_FORMAT_VERSION : BUNDLE_FORMAT_VERSION,

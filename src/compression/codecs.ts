@@ -64,7 +64,11 @@ class ChildFilter extends Duplex {
     private readonly errorLabel: string,
   ) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
-    this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    // XZ_OPT and XZ_DEFAULTS could change the bytes (a --block-size, a check): bundles must not vary with them.
+    const env = { ...process.env };
+    delete env.XZ_OPT;
+    delete env.XZ_DEFAULTS;
+    this.child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env });
     trackChild(this.child);
     this.child.stderr.setEncoding("utf8");
     this.child.stderr.on("data", (d: string) => {

@@ -154,7 +154,9 @@ async function copyOneBlob(
   }
   if (await store.hasBlob(layer)) {
     if (compression === "none") return { descriptor, action: "copied", uncompressedSize: layer.size };
-    const measured = await store.records.diffId(layer.digest);
+    // A size measured by an earlier run is only reported where this run would measure it too:
+    // what goes into the bundle must not depend on what the store did before (reproducible packs).
+    const measured = opts.verifyDiffIds ? await store.records.diffId(layer.digest) : undefined;
     if (measured || compression === undefined || diffId === undefined || !opts.verifyDiffIds) {
       return { descriptor, action: "copied", ...(measured ? { uncompressedSize: measured.size } : {}) };
     }

@@ -114,6 +114,12 @@ export const packCommand = defineCommand({
           default: false,
           describe: "go on with a --split pack that stopped on a full disk (same command, same -o and --cache)",
         })
+        .option("reproducible", {
+          type: "boolean",
+          default: false,
+          describe:
+            "date the bundle by its newest image (config created) instead of now, so that the same images and options give the same bytes (SOURCE_DATE_EPOCH, if set, wins)",
+        })
         .option("have", {
           type: "string",
           array: true,
@@ -198,6 +204,7 @@ export const packCommand = defineCommand({
         jobs,
         ...(split !== undefined ? { split } : {}),
         ...(a.resume ? { resume: true } : {}),
+        ...(a.reproducible ? { reproducible: true } : {}),
         ...(reporter.listener ? { onProgress: reporter.listener } : {}),
         signal,
       });
