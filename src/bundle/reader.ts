@@ -22,6 +22,7 @@ import { MAX_BLOBS, MAX_INDEX_DEPTH, MAX_JSON_TOTAL_BYTES } from "../oci/limits"
 import { METADATA_FILE, parseMetadata } from "./format";
 import type { BundleMetadata } from "./format";
 import { openTarStream } from "./input";
+import { quote } from "../quote";
 
 /** An entry as tar-stream's extractor yields it. */
 type TarEntry = ReturnType<typeof tar.extract> extends AsyncIterable<infer E> ? E : never;
@@ -240,7 +241,9 @@ export class BundleReader {
       );
     }
     if (h.type !== "file" && h.type !== "contiguous-file") {
-      throw new Error(`${label}: entry "${h.name}" has unsupported type ${String(h.type)}`);
+      throw new Error(
+        `${label}: entry ${quote(h.name)} is a ${h.type ?? "tar entry of an unknown type"}; bundles hold only regular files`,
+      );
     }
     if (this.seenFiles.has(path)) throw new Error(`${label}: entry "${path}" appears twice`);
     this.seenFiles.add(path);

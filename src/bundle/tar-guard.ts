@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from "node:stream";
 import { MAX_TAR_HEADERS, MAX_TAR_META_BYTES, MAX_TAR_TRAILER_BYTES } from "../oci/limits";
+import { quote } from "../quote";
 
 const BLOCK = 512;
 
@@ -94,7 +95,10 @@ export class TarGuard extends Transform {
     const size = tarSize(block, this.label);
     const padded = Math.ceil(size / BLOCK) * BLOCK;
     if (type === "5" && size > 0) {
-      this.fail(`directory entry "${entryName(block)}" declares ${size} bytes of data (directories have none)`);
+      this.fail(`directory entry ${entryName(block)} declares ${size} bytes of data (directories have none)`);
+    }
+    if (type === "S") {
+      this.fail(`entry ${entryName(block)} is a GNU sparse file, which bundles never hold (not supported)`);
     }
     if (type === "g" || type === "K") {
       this.fail(`unsupported tar header type '${type}' (bundles use ustar headers)`);
@@ -149,7 +153,7 @@ export class TarGuard extends Transform {
 
 function entryName(block: Buffer): string {
   const end = block.indexOf(0);
-  return block.subarray(0, end < 0 || end > 100 ? 100 : end).toString("utf8");
+  return quote(block.subarray(0, end < 0 || end > 100 ? 100 : end).toString("utf8"));
 }
 
 /** A numeric field as tar-stream reads it (octal, or base-256 when the high bit is set), checked strictly. */

@@ -94,6 +94,35 @@ describe("bad input", () => {
     await expectNoOutput(corruptFile, /corrupt xz stream/);
   });
 
+  it("names a GNU sparse entry as such (GNU tar's own), and escapes control bytes in entry names", async () => {
+    const sparseDir = join(dir, "sparse");
+    await mkdir(sparseDir);
+    const holey = join(sparseDir, "holey");
+    await writeFile(holey, "");
+    execFileSync("truncate", ["-s", "1M", holey]);
+    await writeFile(holey, "x", { flag: "a" });
+    const gnu = join(sparseDir, "s.tar");
+    execFileSync("tar", ["--format=gnu", "--sparse", "-cf", gnu, "-C", sparseDir, "holey"]);
+    const entry = (await readFile(gnu)).subarray(0, 1024); // its header and its one block of data
+    assert.equal(String.fromCharCode(entry[156]!), "S", "GNU tar wrote a sparse entry");
+    const file = join(dir, "sparse.tar");
+    await writeFile(file, Buffer.concat([entry, await readFile(good)]));
+    await expectFailure(["verify", file], /entry "holey" is a GNU sparse file.*not supported/);
+    // A directory entry with data, named with ESC and CR: the name is quoted, escaped.
+    const header = Buffer.from(entry.subarray(0, 512));
+    header.fill(0, 0, 100);
+    header.write("d\x1b[31m\r/", 0, "latin1");
+    header[156] = "5".charCodeAt(0);
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of header) sum += b;
+    header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+    const named = join(dir, "named.tar");
+    await writeFile(named, Buffer.concat([header, Buffer.alloc(512), await readFile(good)]));
+    const line = await expectFailure(["verify", named], /directory entry "d\\x1b\[31m\\r\/" declares/);
+    assert.doesNotMatch(line, /[\x00-\x1f]/);
+  });
+
   it("rejects random bytes and an empty file", async () => {
     const file = join(dir, "random.bin");
     await writeFile(file, createHash("sha512").update("seed").digest().toString("hex").repeat(300));
