@@ -120,7 +120,7 @@ describe("bad input", () => {
     const named = join(dir, "named.tar");
     await writeFile(named, Buffer.concat([header, Buffer.alloc(512), await readFile(good)]));
     const line = await expectFailure(["verify", named], /directory entry "d\\x1b\[31m\\r\/" declares/);
-    assert.doesNotMatch(line, /[\x00-\x1f]/);
+    assert.ok(![...line].some((c) => c.charCodeAt(0) < 0x20), "no control bytes in the line");
   });
 
   it("rejects random bytes and an empty file", async () => {
