@@ -1,3 +1,4 @@
+import { MAX_INDEX_DEPTH } from "../oci/limits";
 import type { Readable } from "node:stream";
 import { parseIndex, parseManifest, type Descriptor } from "../oci/descriptor";
 import { shortDigest } from "../oci/digest";
@@ -350,12 +351,19 @@ async function walkImage(
 ): Promise<ImageNodes> {
   const out: ImageNodes = { image, sink, documents: [], configs: [], layers: new Set(), ...(tag ? { tag } : {}) };
   const seen = new Set<string>();
-  const walk = async (desc: Descriptor, label: string): Promise<void> => {
+  // Each document once (a diamond of indexes is walked linearly), and no deeper than the bundle
+  // reader allows (children are pushed before the index that lists them, so this recurses).
+  const walk = async (desc: Descriptor, label: string, depth = 1): Promise<void> => {
     if (seen.has(desc.digest)) return;
     seen.add(desc.digest);
+    if (depth > MAX_INDEX_DEPTH) {
+      throw new Error(
+        `${image.name}: indexes nest more than ${MAX_INDEX_DEPTH} levels deep (the limit), at ${desc.digest}`,
+      );
+    }
     const bytes = await source.fetchSmall(desc, label);
     if (isIndex(desc.mediaType)) {
-      for (const child of parseIndex(bytes, label).manifests) await walk(child, `${label} ${child.digest}`);
+      for (const child of parseIndex(bytes, label).manifests) await walk(child, `${label} ${child.digest}`, depth + 1);
     } else if (isManifest(desc.mediaType)) {
       const m = parseManifest(bytes, label);
       out.configs.push({ desc: m.config, bytes: await source.fetchSmall(m.config, `${label} config`) });
